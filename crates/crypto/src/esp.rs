@@ -21,7 +21,7 @@ use aes_gcm::aead::AeadInPlace;
 use hmac::Mac;
 use ring::aead;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 /// Length of the ESP header (SPI and sequence number).
 pub const ESP_HEADER_LEN: usize = 8;
@@ -292,6 +292,14 @@ impl std::fmt::Debug for EspTransform {
     }
 }
 
+impl Drop for EspTransform {
+    fn drop(&mut self) {
+        // The AES key schedules zeroize themselves (the `zeroize` feature of `aes`/`aes-gcm`);
+        // the salt is part of the key material too.
+        self.salt.zeroize();
+    }
+}
+
 impl EspTransform {
     /// Keys a transform. `keymat` is the encryption key (with its 4-octet salt for AEAD
     /// suites) followed by the integrity key, as RFC 7296 §2.17 draws it from KEYMAT.
@@ -515,8 +523,8 @@ impl AsRef<[u8]> for Aad12 {
 }
 
 fn ring_key(alg: &'static aead::Algorithm, key: &[u8]) -> Result<Cipher, CryptoError> {
-    let key = Zeroizing::new(key.to_vec());
-    let unbound = aead::UnboundKey::new(alg, &key).map_err(|_| CryptoError::KeyLength {
+    // No intermediate copy of the key: ring expands it straight from the caller's slice.
+    let unbound = aead::UnboundKey::new(alg, key).map_err(|_| CryptoError::KeyLength {
         got: key.len(),
         want: alg.key_len(),
     })?;

@@ -12,6 +12,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aead;
+pub mod aes_cbc;
 pub mod esp;
+pub mod integ;
 
 pub use esp::{CryptoError, EspEncr, EspInteg, EspSuite, EspTransform};
