@@ -1,0 +1,106 @@
+//! Non-blocking UDP sockets with `SO_REUSEPORT`, large buffers and batched I/O.
+//!
+//! One socket per worker thread, all bound to the same address with `reuse_port`, lets the
+//! kernel spread flows across workers. Does not do GSO/GRO, `IP_PKTINFO` or connected sockets.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use crate::mmsg::{self, RecvMeta, SendMsg};
+use crate::sockopt;
+
+/// Options for [`UdpSocket::bind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UdpOptions {
+    /// Set `SO_REUSEPORT` so several sockets (one per worker) can bind the same address.
+    pub reuse_port: bool,
+    /// Requested receive and send buffer size in bytes; `0` keeps the kernel default.
+    /// Set with `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` (needs CAP_NET_ADMIN), falling back to
+    /// `SO_RCVBUF`/`SO_SNDBUF`, which the kernel caps at `net.core.{r,w}mem_max`.
+    pub buffer: usize,
+}
+
+/// A non-blocking UDP socket.
+#[derive(Debug)]
+pub struct UdpSocket {
+    fd: OwnedFd,
+}
+
+impl UdpSocket {
+    /// Creates a socket, applies `opts` and binds it to `addr`.
+    ///
+    /// IPv6 sockets are `IPV6_V6ONLY`: bind an IPv4 socket separately for IPv4 peers.
+    pub fn bind(addr: SocketAddr, opts: &UdpOptions) -> io::Result<Self> {
+        let domain = match addr {
+            SocketAddr::V4(_) => libc::AF_INET,
+            SocketAddr::V6(_) => libc::AF_INET6,
+        };
+        let fd = sockopt::socket(domain, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)?;
+        if addr.is_ipv6() {
+            sockopt::set_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        }
+        if opts.reuse_port {
+            sockopt::set_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        }
+        if opts.buffer > 0 {
+            sockopt::set_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, opts.buffer)?;
+            sockopt::set_buffer(&fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, opts.buffer)?;
+        }
+        sockopt::bind(&fd, &addr)?;
+        Ok(Self { fd })
+    }
+
+    /// Receives up to `min(bufs.len(), meta.len(), MAX_BATCH)` datagrams without blocking
+    /// (`recvmmsg` with `MSG_DONTWAIT`).
+    ///
+    /// Datagram `i` lands at the start of `bufs[i]` and is described by `meta[i]`; check
+    /// [`RecvMeta::truncated`]. Returns the count, `Ok(0)` if nothing was waiting.
+    pub fn recv_batch(&self, bufs: &mut [&mut [u8]], meta: &mut [RecvMeta]) -> io::Result<usize> {
+        mmsg::recv_batch(self.fd.as_raw_fd(), bufs, meta)
+    }
+
+    /// Sends up to `min(msgs.len(), MAX_BATCH)` datagrams without blocking (`sendmmsg`).
+    ///
+    /// Returns how many of the first messages were sent; `Ok(0)` if the socket buffer is full.
+    /// An error on the first message is returned as `Err` (drop it and retry the rest).
+    pub fn send_batch(&self, msgs: &[SendMsg<'_>]) -> io::Result<usize> {
+        mmsg::send_batch(self.fd.as_raw_fd(), msgs, false)
+    }
+
+    /// Sends one datagram without blocking; `Ok(0)` if the socket buffer is full.
+    pub fn send_to(&self, data: &[u8], dst: SocketAddr) -> io::Result<usize> {
+        let sent = self.send_batch(&[SendMsg { data, dst }])?;
+        Ok(if sent == 1 { data.len() } else { 0 })
+    }
+
+    /// The address the socket is bound to (with the kernel-chosen port if `0` was asked).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sockopt::local_addr(self.fd.as_raw_fd())
+    }
+
+    /// The receive buffer size the kernel reports (`SO_RCVBUF`, which is twice the size
+    /// requested, to account for bookkeeping overhead).
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        let v = sockopt::get_int(&self.fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?;
+        Ok(usize::try_from(v).unwrap_or(0))
+    }
+
+    /// The send buffer size the kernel reports (`SO_SNDBUF`, doubled like the receive size).
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        let v = sockopt::get_int(&self.fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?;
+        Ok(usize::try_from(v).unwrap_or(0))
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
