@@ -16,5 +16,6 @@ pub mod aead;
 pub mod aes_cbc;
 pub mod esp;
 pub mod integ;
+pub mod prf;
 
 pub use esp::{CryptoError, EspEncr, EspInteg, EspSuite, EspTransform};
