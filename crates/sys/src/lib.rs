@@ -38,3 +38,6 @@ pub mod udp;
 pub mod netns;
 
 pub use mmsg::{MAX_BATCH, RecvMeta, SendMsg};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::recv_all;
+use crate::mmsg::{MAX_BATCH, RecvMeta, SendMsg};
+use crate::netns::run_in_netns;
+use crate::udp::{UdpOptions, UdpSocket};
+
+const BUF: usize = 4 << 20;
+
+fn payload(i: usize) -> Vec<u8> {
+    vec![i as u8; 100 + i * 37]
+}
+
+#[test]
+fn reuse_port_pair_receives_a_batch_of_32_with_lengths_and_source() {
+    run_in_netns(|| {
+        let opts = UdpOptions {
+            reuse_port: true,
+            buffer: BUF,
+        };
+        let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let port = a.local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        let dst: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
+        let b = UdpSocket::bind(dst, &opts).expect("second SO_REUSEPORT bind");
+        assert_eq!(b.local_addr().unwrap(), dst);
+        let no_reuse = UdpSocket::bind(dst, &UdpOptions::default()).unwrap_err();
+        assert_eq!(no_reuse.raw_os_error(), Some(libc::EADDRINUSE));
+
+        // SO_RCVBUFFORCE/SO_SNDBUFFORCE took effect: the kernel reports twice the request,
+        // far above the default rmem_max/wmem_max cap that plain SO_RCVBUF would hit.
+        for s in [&a, &b] {
+            assert!(s.recv_buffer_size().unwrap() >= BUF, "rcvbuf");
+            assert!(s.send_buffer_size().unwrap() >= BUF, "sndbuf");
+        }
+
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+        let txaddr = tx.local_addr().unwrap();
+        let datas: Vec<Vec<u8>> = (0..32).map(payload).collect();
+        let msgs: Vec<SendMsg<'_>> = datas.iter().map(|d| SendMsg { data: d, dst }).collect();
+        assert_eq!(tx.send_batch(&msgs).unwrap(), 32);
+
+        let got = recv_all(&[&a, &b], 32, |s, bufs, meta| s.recv_batch(bufs, meta));
+        assert_eq!(got.len(), 32, "all 32 datagrams arrive across the pair");
+        let mut by_index = BTreeMap::new();
+        for (data, meta) in got {
+            assert_eq!(meta.src, txaddr);
+            assert!(!meta.truncated);
+            assert_eq!(meta.len, data.len());
+            by_index.insert(data[0] as usize, data);
+        }
+        for (i, d) in by_index.iter() {
+            assert_eq!(d, &payload(*i), "datagram {i}");
+        }
+        assert_eq!(by_index.len(), 32);
+
+        // Nothing left: EAGAIN comes back as Ok(0).
+        let mut storage = [[0u8; 64]; 2];
+        let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let mut meta = [RecvMeta::default(); 2];
+        assert_eq!(a.recv_batch(&mut bufs, &mut meta).unwrap(), 0);
+        assert_eq!(b.recv_batch(&mut bufs, &mut meta).unwrap(), 0);
+    });
+}
+
+#[test]
+fn truncation_is_flagged_and_batches_cap_at_max() {
+    run_in_netns(|| {
+        let rx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+        let dst = rx.local_addr().unwrap();
+        assert_eq!(tx.send_to(&[7u8; 3000], dst).unwrap(), 3000);
+        let got = recv_all(&[&rx], 1, |s, bufs, meta| {
+            let mut small = [0u8; 1000];
+            let mut one: [&mut [u8]; 1] = [&mut small];
+            let n = s.recv_batch(&mut one, meta)?;
+            bufs[0][..1000].copy_from_slice(&small);
+            Ok(n)
+        });
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1.truncated, "3000-byte datagram into 1000 bytes");
+        assert_eq!(got[0].1.len, 1000);
+
+        // More than MAX_BATCH messages: one call sends exactly MAX_BATCH.
+        let data = [1u8; 10];
+        let msgs = vec![SendMsg { data: &data, dst }; MAX_BATCH + 6];
+        assert_eq!(tx.send_batch(&msgs).unwrap(), MAX_BATCH);
+        let got = recv_all(&[&rx], MAX_BATCH, |s, bufs, meta| s.recv_batch(bufs, meta));
+        assert_eq!(got.len(), MAX_BATCH);
+    });
+}
+
+#[test]
+fn ipv6_socket_is_v6only_and_batches() {
+    run_in_netns(|| {
+        let opts = UdpOptions {
+            reuse_port: false,
+            buffer: 1 << 20,
+        };
+        let rx = UdpSocket::bind("[::1]:0".parse().unwrap(), &opts).unwrap();
+        let tx = UdpSocket::bind("[::1]:0".parse().unwrap(), &opts).unwrap();
+        let v6only = crate::sockopt::get_int(&rx, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap();
+        assert_eq!(v6only, 1);
+        let dst = rx.local_addr().unwrap();
+        let datas: Vec<Vec<u8>> = (0..4).map(payload).collect();
+        let msgs: Vec<SendMsg<'_>> = datas.iter().map(|d| SendMsg { data: d, dst }).collect();
+        assert_eq!(tx.send_batch(&msgs).unwrap(), 4);
+        let got = recv_all(&[&rx], 4, |s, bufs, meta| s.recv_batch(bufs, meta));
+        assert_eq!(got.len(), 4);
+        for (i, (data, meta)) in got.iter().enumerate() {
+            assert_eq!(data, &payload(i), "order is kept on one socket");
+            assert_eq!(meta.src, tx.local_addr().unwrap());
+        }
+    });
+}
