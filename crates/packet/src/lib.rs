@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod icmp;
 pub mod ip;
 pub mod mss;
 pub mod mtu;
@@ -24,6 +25,7 @@ pub mod mtu;
 #[cfg(test)]
 mod testutil;
 
+pub use icmp::too_big;
 pub use ip::{Checksum, Ipv4Header, Ipv6Header, checksum, checksum_update16, inner_version};
 pub use mss::{clamp_mss, mss_for_mtu};
 pub use mtu::{esp_outer_len, tunnel_mtu};
