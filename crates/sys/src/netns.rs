@@ -3,7 +3,8 @@
 //! `unshare(CLONE_NEWNET)` moves only the calling thread, so each call spawns a thread, moves it
 //! into a new namespace (with only a down `lo`), runs the closure there and joins it. When the
 //! thread ends and its sockets and TUN queues close, the namespace and everything in it go away:
-//! tests need no cleanup. Child processes spawned from the closure (e.g. `ip route`) inherit the
+//! tests need no cleanup. Threads spawned inside the closure (e.g. dataplane workers) and child
+//! processes spawned from the closure (e.g. `ip route`) inherit the
 //! namespace. Needs root (CAP_SYS_ADMIN). Only built for tests or with the `testing` feature.
 #![allow(unsafe_code)]
 
@@ -80,6 +81,24 @@ mod tests {
             .collect();
         assert_eq!(ifaces, vec!["lo"]);
         assert!(main_routes.is_empty(), "fresh main table: {main_routes:?}");
+    }
+
+    #[test]
+    fn network_sysctls_apply_to_the_namespace_only() {
+        let key = "net/ipv4/ip_forward";
+        let outer = crate::link::get_sysctl(key).unwrap();
+        let flipped = if outer == "1" { "0" } else { "1" };
+        let inner = run_in_netns(|| {
+            crate::link::set_sysctl(key, flipped).unwrap();
+            crate::link::get_sysctl(key).unwrap()
+        });
+        assert_eq!(inner, flipped);
+        let after = crate::link::get_sysctl(key).unwrap();
+        if after != outer {
+            // Put the host back before failing.
+            let _ = crate::link::set_sysctl(key, &outer);
+        }
+        assert_eq!(after, outer, "the caller's namespace was changed");
     }
 
     #[test]

@@ -62,6 +62,25 @@ pub(crate) fn get_int(fd: &impl AsRawFd, level: i32, name: i32) -> io::Result<i3
     Ok(value)
 }
 
+/// Sets `SO_RCVTIMEO`, so a blocking receive fails with `EAGAIN` after `timeout`.
+pub(crate) fn set_recv_timeout(fd: &impl AsRawFd, timeout: std::time::Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
+    };
+    // SAFETY: the pointer and length describe a live `timeval` on the stack.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 /// `bind(fd, addr)`.
 pub(crate) fn bind(fd: &impl AsRawFd, addr: &SocketAddr) -> io::Result<()> {
     let mut buf = SockAddrBuf::zeroed();

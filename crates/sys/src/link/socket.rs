@@ -7,6 +7,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::sockopt::{self, cvt, cvt_size};
 
+/// How long to wait for one netlink reply datagram before giving up with `TimedOut`.
+const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A blocking `AF_NETLINK` / `NETLINK_ROUTE` socket bound to a kernel-assigned port id.
 #[derive(Debug)]
 pub(super) struct NlSocket {
@@ -18,6 +21,8 @@ impl NlSocket {
         let fd = sockopt::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
         // Larger buffer so big route dumps are not dropped (best effort).
         let _ = sockopt::set_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 1 << 20);
+        // The kernel always answers; the timeout only guards against a wedged socket.
+        sockopt::set_recv_timeout(&fd, RECV_TIMEOUT)?;
         // Ask for extended acks; older kernels without it still send plain acks.
         let _ = sockopt::set_int(&fd, libc::SOL_NETLINK, libc::NETLINK_EXT_ACK, 1);
         // SAFETY: sockaddr_nl is a plain C struct; all-zero is valid (pid 0 = kernel assigns).
@@ -80,6 +85,12 @@ impl NlSocket {
                 }
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no netlink reply within 5 s",
+                    ));
+                }
                 Err(e) => return Err(e),
             }
         }

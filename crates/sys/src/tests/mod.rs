@@ -11,6 +11,21 @@ use std::time::{Duration, Instant};
 use crate::mmsg::RecvMeta;
 use crate::poll::{Epoll, Events};
 
+/// Worker threads own queues and sockets and may share the epoll / eventfd.
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<crate::tun::TunQueue>();
+    check::<crate::tun::Tun>();
+    check::<crate::udp::UdpSocket>();
+    check::<crate::rawesp::RawEsp>();
+    check::<crate::poll::Epoll>();
+    check::<crate::poll::EventFd>();
+    check::<crate::link::Netlink>();
+    fn check_send<T: Send>() {}
+    check_send::<Events>();
+}
+
 /// Runs `ip` with `args` in the calling thread's namespace and returns its stdout.
 pub(crate) fn ip(args: &[&str]) -> String {
     let out = std::process::Command::new("ip")
