@@ -187,13 +187,17 @@ impl TunQueue {
         Ok((Self { fd }, got))
     }
 
-    /// Reads one packet into `buf` without blocking. Returns its length, or `Ok(0)` if no
-    /// packet was waiting. A packet longer than `buf` is cut to fit.
+    /// Reads one packet into `buf` without blocking. Returns its length (never more than
+    /// `buf.len()`), or `Ok(0)` if no packet was waiting.
+    ///
+    /// The kernel cuts a packet longer than `buf` without saying so: give at least the MTU
+    /// (plus [`VNET_HDR_LEN`], and 64 KiB with segmentation offloads), and trust the IP header's
+    /// length over the returned one when in doubt.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is a live, exclusively borrowed buffer of `buf.len()` bytes.
         let ret = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         match cvt_size(ret) {
-            Ok(n) => Ok(n),
+            Ok(n) => Ok(n.min(buf.len())),
             Err(e) if crate::mmsg::is_transient(&e) => Ok(0),
             Err(e) => Err(e),
         }

@@ -16,6 +16,7 @@ const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 fn read_matching(
     queues: &[TunQueue],
     skip: usize,
+    buf_len: usize,
     want: impl Fn(&[u8]) -> bool,
 ) -> (usize, Vec<u8>) {
     let ep = Epoll::new().unwrap();
@@ -23,7 +24,7 @@ fn read_matching(
         ep.add(q.as_raw_fd(), i as u64).unwrap();
     }
     let mut events = Events::with_capacity(4);
-    let mut buf = vec![0u8; 65536];
+    let mut buf = vec![0u8; buf_len];
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         ep.wait(&mut events, 200).unwrap();
@@ -120,7 +121,7 @@ fn tun_with_two_queues_carries_udp_out_and_answers_icmp_echo() {
             .send_to(b"hello tun", SocketAddr::new(PEER.into(), 9999))
             .unwrap();
         assert_eq!(sent, 9);
-        let (_, pkt) = read_matching(&queues, 0, |p| {
+        let (_, pkt) = read_matching(&queues, 0, 65536, |p| {
             p.len() >= 28 && p[0] >> 4 == 4 && p[9] == 17 && ipv4_dst(p) == PEER
         });
         let ihl = usize::from(pkt[0] & 0xf) * 4;
@@ -132,7 +133,7 @@ fn tun_with_two_queues_carries_udp_out_and_answers_icmp_echo() {
         // An echo request written into a queue is answered by the kernel, out of the TUN.
         let req = icmp_echo(PEER, TUN_ADDR, 0xbeef, 7, b"bridgehead");
         assert_eq!(queues[0].write(&req).unwrap(), req.len());
-        let (_, reply) = read_matching(&queues, 0, |p| {
+        let (_, reply) = read_matching(&queues, 0, 65536, |p| {
             p.len() >= 28 && p[0] >> 4 == 4 && p[9] == 1 && p[20] == 0
         });
         assert_eq!(ipv4_src(&reply), TUN_ADDR);
@@ -237,9 +238,26 @@ fn vnet_hdr_queues_get_offloads_and_a_virtio_header() {
             UdpSocket::bind(SocketAddr::new(TUN_ADDR.into(), 0), &UdpOptions::default()).unwrap();
         sock.send_to(b"vnet", SocketAddr::new(PEER.into(), 9))
             .unwrap();
-        let (_, pkt) = read_matching(tun.queues(), VNET_HDR_LEN, |p| {
+        let (_, pkt) = read_matching(tun.queues(), VNET_HDR_LEN, 65536, |p| {
             p.len() >= 28 && p[0] >> 4 == 4 && p[9] == 17 && ipv4_dst(p) == PEER
         });
         assert!(pkt.ends_with(b"vnet"));
+    });
+}
+
+#[test]
+fn short_buffer_read_is_bounded_by_the_buffer() {
+    run_in_netns(|| {
+        let tun = Tun::create("bh-test2", 1).unwrap();
+        configure(tun.name());
+        let sock =
+            UdpSocket::bind(SocketAddr::new(TUN_ADDR.into(), 0), &UdpOptions::default()).unwrap();
+        sock.send_to(&[5u8; 1000], SocketAddr::new(PEER.into(), 9))
+            .unwrap();
+        let (_, head) = read_matching(tun.queues(), 0, 100, |p| {
+            // Only the first 100 bytes arrive; the IP total length tells the truth.
+            p.len() == 100 && p[0] == 0x45 && p[9] == 17 && u16::from_be_bytes([p[2], p[3]]) == 1028
+        });
+        assert_eq!(head.len(), 100);
     });
 }
