@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod frag;
 pub mod icmp;
 pub mod ip;
 pub mod mss;
@@ -25,6 +26,7 @@ pub mod mtu;
 #[cfg(test)]
 mod testutil;
 
+pub use frag::{FragError, Fragmenter, fragment_ipv4};
 pub use icmp::too_big;
 pub use ip::{Checksum, Ipv4Header, Ipv6Header, checksum, checksum_update16, inner_version};
 pub use mss::{clamp_mss, mss_for_mtu};
