@@ -17,5 +17,6 @@ pub mod aes_cbc;
 pub mod esp;
 pub mod integ;
 pub mod prf;
+pub mod random;
 
 pub use esp::{CryptoError, EspEncr, EspInteg, EspSuite, EspTransform};
