@@ -14,6 +14,7 @@
 
 pub mod aead;
 pub mod aes_cbc;
+pub mod dh;
 pub mod esp;
 pub mod integ;
 pub mod prf;
