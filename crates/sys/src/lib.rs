@@ -4,7 +4,8 @@
 //! - [`tun`]: multi-queue TUN devices (`IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE`), one non-blocking
 //!   file descriptor per queue, with an optional `IFF_VNET_HDR` + `TUNSETOFFLOAD` probe.
 //! - [`udp`]: non-blocking UDP sockets (IPv4, or IPv6 with `IPV6_V6ONLY`) with `SO_REUSEPORT`,
-//!   forced buffer sizes and batched `recvmmsg`/`sendmmsg` of up to [`MAX_BATCH`] datagrams.
+//!   forced buffer sizes and batched `recvmmsg`/`sendmmsg` of up to [`MAX_BATCH`] datagrams,
+//!   optionally with UDP GSO (`UDP_SEGMENT`) on send and GRO (`UDP_GRO`) on receive.
 //! - [`rawesp`]: raw IP protocol 50 (ESP, RFC 4303) sockets with the same batch API; the IPv4
 //!   header is stripped on receive.
 //! - [`link`]: synchronous rtnetlink requests (link MTU/up, addresses, routes, route dump) and
@@ -15,7 +16,7 @@
 //! What it does NOT do: no protocol logic (ESP, IKE, BGP live elsewhere), no async runtime
 //! integration, no heap allocation on the per-packet paths (`recv_batch`, `send_batch`,
 //! `TunQueue::read`/`write`), no persistent TUN devices (a device disappears when its last queue
-//! is closed), no GSO/GRO segmentation of vnet-header packets (callers handle the virtio header),
+//! is closed), no segmentation or coalescing of TUN vnet-header packets (callers handle the virtio header),
 //! no `IP_PKTINFO`, and no platform other than Linux.
 //!
 //! Every fallible call returns [`std::io::Result`]; errors carry the kernel's errno, so callers
@@ -37,7 +38,7 @@ pub mod udp;
 #[cfg(any(test, feature = "testing"))]
 pub mod netns;
 
-pub use mmsg::{MAX_BATCH, RecvMeta, SendMsg};
+pub use mmsg::{GsoMsg, MAX_BATCH, MAX_GSO_SEGMENTS, RecvMeta, SendMsg};
 
 #[cfg(test)]
 mod tests;

@@ -84,10 +84,12 @@ fn strip_ipv4_header(buf: &mut [u8], m: &mut RecvMeta) {
     if ihl < 20 || ihl > len {
         m.truncated = true;
         m.len = 0;
+        m.stride = 0;
         return;
     }
     buf.copy_within(ihl..len, 0);
     m.len = len - ihl;
+    m.stride = m.len;
 }
 
 impl AsRawFd for RawEsp {
@@ -117,6 +119,7 @@ mod tests {
         };
         strip_ipv4_header(&mut pkt, &mut m);
         assert_eq!(m.len, 8);
+        assert_eq!(m.stride, 8);
         assert!(!m.truncated);
         assert_eq!(&pkt[..8], &[1, 2, 3, 4, 0, 0, 0, 9]);
     }

@@ -1,13 +1,16 @@
 //! Non-blocking UDP sockets with `SO_REUSEPORT`, large buffers and batched I/O.
 //!
 //! One socket per worker thread, all bound to the same address with `reuse_port`, lets the
-//! kernel spread flows across workers. Does not do GSO/GRO, `IP_PKTINFO` or connected sockets.
+//! kernel spread flows across workers (by 4-tuple hash: one tunnel is one 4-tuple, so it always
+//! lands on one socket). UDP GSO ([`UdpSocket::send_gso_batch`]) and GRO
+//! ([`UdpSocket::enable_gro`]) cut the per-datagram kernel cost. Does not do `IP_PKTINFO`,
+//! ECN, timestamps or connected sockets.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use crate::mmsg::{self, RecvMeta, SendMsg};
+use crate::mmsg::{self, GsoMsg, RecvMeta, SendMsg};
 use crate::sockopt;
 
 /// Options for [`UdpSocket::bind`].
@@ -66,6 +69,24 @@ impl UdpSocket {
     /// An error on the first message is returned as `Err` (drop it and retry the rest).
     pub fn send_batch(&self, msgs: &[SendMsg<'_>]) -> io::Result<usize> {
         mmsg::send_batch(self.fd.as_raw_fd(), msgs, false)
+    }
+
+    /// Sends up to `min(msgs.len(), MAX_BATCH)` GSO messages (`sendmmsg` with a `UDP_SEGMENT`
+    /// control message each): the kernel splits each into datagrams of `segment_size` bytes.
+    ///
+    /// Returns how many of the first messages were sent; `Ok(0)` if the socket buffer is full.
+    /// `EIO` means the egress device cannot checksum-offload: fall back to [`Self::send_batch`].
+    /// `EINVAL` means a message had too many segments or bytes (see [`GsoMsg`]).
+    pub fn send_gso_batch(&self, msgs: &[GsoMsg<'_>]) -> io::Result<usize> {
+        mmsg::send_gso_batch(self.fd.as_raw_fd(), msgs)
+    }
+
+    /// Turns on UDP GRO (`UDP_GRO`, Linux 5.0+): the kernel may then deliver up to
+    /// [`crate::MAX_GSO_SEGMENTS`] same-size datagrams of one sender in one buffer, described
+    /// by [`RecvMeta::stride`]. Receive buffers should then hold 64 KiB, or coalesced data is
+    /// truncated.
+    pub fn enable_gro(&self) -> io::Result<()> {
+        sockopt::set_int(&self.fd, libc::SOL_UDP, libc::UDP_GRO, 1)
     }
 
     /// Sends one datagram without blocking; `Ok(0)` if the socket buffer is full.

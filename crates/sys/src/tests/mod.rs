@@ -52,7 +52,7 @@ pub(crate) fn recv_all<S: AsRawFd>(
         ep.add(s.as_raw_fd(), i as u64).unwrap();
     }
     let mut events = Events::with_capacity(8);
-    let mut storage = vec![vec![0u8; 4096]; crate::MAX_BATCH];
+    let mut storage = vec![vec![0u8; 65536]; crate::MAX_BATCH];
     let mut meta = [RecvMeta::default(); crate::MAX_BATCH];
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(3);

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::recv_all;
-use crate::mmsg::{MAX_BATCH, RecvMeta, SendMsg};
+use crate::mmsg::{GsoMsg, MAX_BATCH, RecvMeta, SendMsg};
 use crate::netns::run_in_netns;
 use crate::udp::{UdpOptions, UdpSocket};
 
@@ -111,6 +111,77 @@ fn ipv6_socket_is_v6only_and_batches() {
         for (i, (data, meta)) in got.iter().enumerate() {
             assert_eq!(data, &payload(i), "order is kept on one socket");
             assert_eq!(meta.src, tx.local_addr().unwrap());
+        }
+    });
+}
+
+/// 10 full segments and a short last one.
+fn gso_payload() -> Vec<u8> {
+    (0..10_500u32).map(|i| (i / 1000) as u8).collect()
+}
+
+#[test]
+fn gso_send_arrives_as_separate_datagrams_without_gro() {
+    run_in_netns(|| {
+        let opts = UdpOptions {
+            reuse_port: false,
+            buffer: 1 << 20,
+        };
+        let rx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let data = gso_payload();
+        let msg = GsoMsg {
+            data: &data,
+            dst: rx.local_addr().unwrap(),
+            segment_size: 1000,
+        };
+        assert_eq!(tx.send_gso_batch(&[msg]).unwrap(), 1);
+        let got = recv_all(&[&rx], 11, |s, bufs, meta| s.recv_batch(bufs, meta));
+        assert_eq!(
+            got.len(),
+            11,
+            "the kernel split the GSO message into 11 datagrams"
+        );
+        for (i, (d, m)) in got.iter().enumerate() {
+            let want = if i < 10 { 1000 } else { 500 };
+            assert_eq!((d.len(), m.stride), (want, want), "datagram {i}");
+            assert!(d.iter().all(|&b| b == i as u8), "datagram {i} content");
+            assert_eq!(m.src, tx.local_addr().unwrap());
+        }
+        let zero = GsoMsg {
+            segment_size: 0,
+            ..msg
+        };
+        let err = tx.send_gso_batch(&[zero]).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    });
+}
+
+#[test]
+fn gro_receive_coalesces_and_datagrams_splits_back() {
+    run_in_netns(|| {
+        let rx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+        rx.enable_gro().unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+        let data = gso_payload();
+        let dst = rx.local_addr().unwrap();
+        let msg = GsoMsg {
+            data: &data,
+            dst,
+            segment_size: 1000,
+        };
+        assert_eq!(tx.send_gso_batch(&[msg]).unwrap(), 1);
+        let got = recv_all(&[&rx], 1, |s, bufs, meta| s.recv_batch(bufs, meta));
+        assert_eq!(got.len(), 1);
+        let (buf, m) = &got[0];
+        assert!(!m.truncated);
+        assert_eq!((m.len, m.stride), (10_500, 1000), "one coalesced buffer");
+        assert_eq!(buf.len(), 10_500);
+        let parts: Vec<&[u8]> = m.datagrams(buf).collect();
+        assert_eq!(parts.len(), 11);
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p.len(), if i < 10 { 1000 } else { 500 });
+            assert!(p.iter().all(|&b| b == i as u8), "segment {i}");
         }
     });
 }
