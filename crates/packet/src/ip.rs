@@ -339,7 +339,8 @@ impl Checksum {
         self
     }
 
-    /// Adds one aligned 16-bit word.
+    /// Adds one 16-bit word. It must fall at an even position, i.e. after an even number of
+    /// octets have been added, as it does in every header and pseudo-header.
     #[inline]
     pub fn add_u16(&mut self, v: u16) -> &mut Self {
         self.sum += u64::from(v);
