@@ -1,0 +1,1352 @@
+//! Validation: from the spanned TOML tree ([`crate::tree`]) to the model ([`crate::model`]).
+//!
+//! Every check runs and every failure is collected; only a TOML syntax error stops early (there
+//! is no tree to check). Each error gets the file, line, column and TOML path of the field.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bh_crypto::{EspEncr, EspSuite};
+use zeroize::Zeroizing;
+
+use crate::ctx::{FileMeta, LoadCtx};
+use crate::error::{ConfigError, ConfigErrors, ErrorKind, HexProblem};
+use crate::model::{
+    Appliance, Config, Dataplane, Encap, ManualKeys, ManualSa, MssClamp, Prefix, Tunnel,
+};
+use crate::tree::{self, Key, Node, Value};
+
+/// Keys accepted at the top level.
+const TOP_KEYS: &[&str] = &["appliance", "dataplane", "tunnel"];
+/// Keys accepted in `[appliance]`.
+const APPLIANCE_KEYS: &[&str] = &["private_ip", "public_ip"];
+/// Keys accepted in `[dataplane]`.
+const DATAPLANE_KEYS: &[&str] = &["workers", "udp_port", "socket_buffer", "pin_workers"];
+/// Keys accepted in `[[tunnel]]`.
+const TUNNEL_KEYS: &[&str] = &[
+    "name",
+    "peer",
+    "peer_port",
+    "encap",
+    "inside",
+    "routes",
+    "mtu",
+    "mss_clamp",
+    "nat_keepalive",
+    "replay_window",
+    "manual",
+];
+/// Keys accepted in `[tunnel.manual]`.
+const MANUAL_KEYS: &[&str] = &[
+    "suite",
+    "esn",
+    "outbound_spi",
+    "inbound_spi",
+    "outbound_key",
+    "inbound_key",
+    "key_file",
+];
+/// Keys accepted in a key file.
+const KEY_FILE_KEYS: &[&str] = &["outbound_key", "inbound_key"];
+const ENCAP_WORDS: &[&str] = &["udp", "esp"];
+
+/// Default `udp_port` and `peer_port`.
+pub const DEFAULT_UDP_PORT: u16 = 4500;
+/// Default `socket_buffer`: 7 MiB.
+pub const DEFAULT_SOCKET_BUFFER: usize = 7 << 20;
+/// Default `nat_keepalive` in seconds.
+pub const DEFAULT_NAT_KEEPALIVE: u64 = 20;
+/// Default `replay_window` in packets.
+pub const DEFAULT_REPLAY_WINDOW: u32 = 1024;
+
+/// Outbound and inbound key material.
+type KeyPair = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+/// A value and where it was.
+type Placed<T> = (T, Option<Range<usize>>);
+
+/// A file being checked: its name and text, for turning byte offsets into lines.
+#[derive(Clone, Copy)]
+struct Src<'a> {
+    name: &'a Path,
+    text: &'a str,
+}
+
+impl Src<'_> {
+    /// 1-based line and character column of a byte offset (clamped to the text).
+    fn pos(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset = offset.saturating_sub(1);
+        }
+        let before = self.text.get(..offset).unwrap_or("");
+        let line = before.matches('\n').count().saturating_add(1);
+        let line_start = before.rfind('\n').map_or(0, |i| i.saturating_add(1));
+        let col = before
+            .get(line_start..)
+            .map_or(0, |s| s.chars().count())
+            .saturating_add(1);
+        (line, col)
+    }
+
+    fn line(&self, span: Option<&Range<usize>>) -> usize {
+        span.map_or(1, |s| self.pos(s.start).0)
+    }
+}
+
+/// The error list and the context the checks need.
+struct Checker<'c> {
+    errors: Vec<ConfigError>,
+    ctx: &'c LoadCtx<'c>,
+}
+
+/// A table being checked.
+struct Tbl<'n> {
+    entries: &'n [(Key, Node)],
+    span: Option<Range<usize>>,
+    path: String,
+}
+
+impl<'n> Tbl<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
+    }
+
+    fn child(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+}
+
+/// The span of a node, or of its nearest ancestor that has one.
+fn span_or(node: &Node, fallback: Option<&Range<usize>>) -> Option<Range<usize>> {
+    node.span.clone().or_else(|| fallback.cloned())
+}
+
+impl Checker<'_> {
+    fn push(&mut self, src: Src<'_>, span: Option<&Range<usize>>, path: &str, kind: ErrorKind) {
+        let (line, column) = span.map_or((1, 1), |s| src.pos(s.start));
+        self.errors.push(ConfigError {
+            file: src.name.to_path_buf(),
+            line,
+            column,
+            path: path.to_owned(),
+            kind,
+        });
+    }
+
+    fn whole_file(&mut self, file: &Path, kind: ErrorKind) {
+        self.errors.push(ConfigError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            kind,
+        });
+    }
+
+    /// Views `node` as a table, or reports that it is not one.
+    fn table<'n>(
+        &mut self,
+        src: Src<'_>,
+        node: &'n Node,
+        path: String,
+        fallback: Option<&Range<usize>>,
+    ) -> Option<Tbl<'n>> {
+        let span = span_or(node, fallback);
+        match &node.value {
+            Value::Table(entries) => Some(Tbl {
+                entries,
+                span,
+                path,
+            }),
+            other => {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::WrongType {
+                        expected: "a table",
+                        found: other.type_name(),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports every key of `t` that is not in `allowed`.
+    fn check_keys(&mut self, src: Src<'_>, t: &Tbl<'_>, allowed: &'static [&'static str]) {
+        for (key, node) in t.entries {
+            if !allowed.contains(&key.name.as_str()) {
+                let span = key.span.clone().or_else(|| span_or(node, t.span.as_ref()));
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child(&key.name),
+                    ErrorKind::UnknownKey {
+                        key: key.name.clone(),
+                        suggestion: suggest(&key.name, allowed),
+                        expected: allowed,
+                    },
+                );
+            }
+        }
+    }
+
+    fn wrong_type(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        key: &str,
+        node: &Node,
+        expected: &'static str,
+    ) {
+        let span = span_or(node, t.span.as_ref());
+        self.push(
+            src,
+            span.as_ref(),
+            &t.child(key),
+            ErrorKind::WrongType {
+                expected,
+                found: node.value.type_name(),
+            },
+        );
+    }
+
+    fn missing(&mut self, src: Src<'_>, t: &Tbl<'_>, key: &'static str) {
+        self.push(
+            src,
+            t.span.as_ref(),
+            &t.child(key),
+            ErrorKind::Missing { key },
+        );
+    }
+
+    /// An integer in `min..=max`; `Ok(None)` when absent, `Err(())` when reported as wrong.
+    fn int(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, ()> {
+        let Some(node) = t.get(key) else {
+            return Ok(None);
+        };
+        match node.value {
+            Value::Int(v) if (min..=max).contains(&v) => Ok(Some(v)),
+            Value::Int(v) => {
+                let span = span_or(node, t.span.as_ref());
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child(key),
+                    ErrorKind::OutOfRange { value: v, min, max },
+                );
+                Err(())
+            }
+            _ => {
+                self.wrong_type(src, t, key, node, "an integer");
+                Err(())
+            }
+        }
+    }
+
+    fn bool(&mut self, src: Src<'_>, t: &Tbl<'_>, key: &str) -> Result<Option<bool>, ()> {
+        let Some(node) = t.get(key) else {
+            return Ok(None);
+        };
+        match node.value {
+            Value::Bool(v) => Ok(Some(v)),
+            _ => {
+                self.wrong_type(src, t, key, node, "a boolean (true or false)");
+                Err(())
+            }
+        }
+    }
+
+    /// A string field: the node and its text.
+    fn str<'n>(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'n>,
+        key: &str,
+    ) -> Result<Option<(&'n Node, &'n str)>, ()> {
+        let Some(node) = t.get(key) else {
+            return Ok(None);
+        };
+        match &node.value {
+            Value::Str(s) => Ok(Some((node, s.as_str()))),
+            _ => {
+                self.wrong_type(src, t, key, node, "a string");
+                Err(())
+            }
+        }
+    }
+
+    /// An IP address field.
+    fn addr(&mut self, src: Src<'_>, t: &Tbl<'_>, key: &str) -> Result<Option<Placed<IpAddr>>, ()> {
+        let Some((node, s)) = self.str(src, t, key)? else {
+            return Ok(None);
+        };
+        let span = span_or(node, t.span.as_ref());
+        match s.parse::<IpAddr>() {
+            Ok(a) => Ok(Some((a, span))),
+            Err(_) => {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child(key),
+                    ErrorKind::BadAddress { value: truncate(s) },
+                );
+                Err(())
+            }
+        }
+    }
+}
+
+/// Quotes at most 64 characters of user text in a message.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// A known key within edit distance 2 of `key`, if any.
+fn suggest(key: &str, allowed: &'static [&'static str]) -> Option<&'static str> {
+    if key.len() > 64 {
+        return None;
+    }
+    allowed
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over characters (inputs are at most 64 characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0usize; b.len().saturating_add(1)];
+    for (i, ca) in a.chars().enumerate() {
+        if let Some(c0) = cur.first_mut() {
+            *c0 = i.saturating_add(1);
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0).saturating_add(1);
+            let ins = cur.get(j).copied().unwrap_or(0).saturating_add(1);
+            if let Some(c) = cur.get_mut(j + 1) {
+                *c = sub.min(del).min(ins);
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+/// Checks `text` (the content of `source_name`) and builds the model.
+///
+/// `source_meta` is the configuration file's owner and mode when already known (from the open
+/// file in [`crate::load`]); otherwise it is asked of `ctx.files` only if the file holds keys.
+pub(crate) fn check(
+    source_name: &Path,
+    text: &str,
+    source_meta: Option<FileMeta>,
+    ctx: &LoadCtx<'_>,
+) -> Result<Config, ConfigErrors> {
+    let src = Src {
+        name: source_name,
+        text,
+    };
+    let mut c = Checker {
+        errors: Vec::new(),
+        ctx,
+    };
+    let root = match tree::parse(text) {
+        Ok(root) => root,
+        Err((message, span)) => {
+            c.push(src, span.as_ref(), "", ErrorKind::Syntax { message });
+            return Err(ConfigErrors { errors: c.errors });
+        }
+    };
+    let config = c.config(src, &root, source_meta);
+    // Errors of the configuration in line order; those of key files after, as found.
+    let mut errors = c.errors;
+    errors.sort_by_key(|e| {
+        let main = e.file == source_name;
+        (!main, if main { (e.line, e.column) } else { (0, 0) })
+    });
+    match config {
+        Some(cfg) if errors.is_empty() => Ok(cfg),
+        _ => Err(ConfigErrors { errors }),
+    }
+}
+
+/// What is known about one tunnel for the checks across tunnels.
+struct TunnelFacts {
+    name: Option<(String, Option<Range<usize>>)>,
+    inbound_spi: Option<(u32, Option<Range<usize>>)>,
+    inside: Vec<(Prefix, Option<Range<usize>>)>,
+    path: String,
+}
+
+/// The first place a file with inline keys was seen, for the permission check.
+struct InlineKeys {
+    span: Option<Range<usize>>,
+    path: String,
+}
+
+impl Checker<'_> {
+    fn config(
+        &mut self,
+        src: Src<'_>,
+        root: &Node,
+        source_meta: Option<FileMeta>,
+    ) -> Option<Config> {
+        let top = self.table(src, root, String::new(), None)?;
+        self.check_keys(src, &top, TOP_KEYS);
+
+        let appliance = match top.get("appliance") {
+            Some(n) => self.appliance(src, n, top.span.as_ref()),
+            None => Some(Appliance::default()),
+        };
+        let dataplane = match top.get("dataplane") {
+            Some(n) => self.dataplane(src, n, top.span.as_ref()),
+            None => Some(Dataplane {
+                workers: self.ctx.online_cores.max(1),
+                udp_port: DEFAULT_UDP_PORT,
+                socket_buffer: DEFAULT_SOCKET_BUFFER,
+                pin_workers: true,
+            }),
+        };
+
+        let mut tunnels = Some(Vec::new());
+        let mut facts = Vec::new();
+        let mut inline: Option<InlineKeys> = None;
+        if let Some(node) = top.get("tunnel") {
+            match &node.value {
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let path = format!("tunnel[{i}]");
+                        let private = appliance.as_ref().and_then(|a| a.private_ip);
+                        let (tunnel, f) =
+                            self.tunnel(src, item, path, node.span.as_ref(), private, &mut inline);
+                        facts.push(f);
+                        match (tunnel, tunnels.as_mut()) {
+                            (Some(t), Some(list)) => list.push(t),
+                            _ => tunnels = None,
+                        }
+                    }
+                }
+                other => {
+                    self.push(
+                        src,
+                        node.span.as_ref(),
+                        "tunnel",
+                        ErrorKind::WrongType {
+                            expected: "an array of tables ([[tunnel]])",
+                            found: other.type_name(),
+                        },
+                    );
+                    tunnels = None;
+                }
+            }
+        }
+        self.across_tunnels(src, &facts);
+
+        if let Some(inline) = inline {
+            let meta = match source_meta {
+                Some(m) => Some(m),
+                None => match self.ctx.files.metadata(src.name) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        self.push(
+                            src,
+                            inline.span.as_ref(),
+                            &inline.path,
+                            ErrorKind::Io {
+                                reason: format!(
+                                    "cannot check the permissions of a file holding keys: {e}"
+                                ),
+                            },
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(meta) = meta {
+                if let Some(kind) = self.secret_file_problem(src.name, meta) {
+                    self.push(src, inline.span.as_ref(), &inline.path, kind);
+                }
+            }
+        }
+
+        Some(Config {
+            source: src.name.to_path_buf(),
+            appliance: appliance?,
+            dataplane: dataplane?,
+            tunnels: tunnels?,
+        })
+    }
+
+    /// Mode 0600 or stricter, owned by us or root.
+    fn secret_file_problem(&self, file: &Path, meta: FileMeta) -> Option<ErrorKind> {
+        if meta.mode & 0o077 != 0 {
+            Some(ErrorKind::InsecureMode {
+                file: file.to_path_buf(),
+                mode: meta.mode,
+            })
+        } else if meta.uid != self.ctx.euid && meta.uid != 0 {
+            Some(ErrorKind::WrongOwner {
+                file: file.to_path_buf(),
+                uid: meta.uid,
+                euid: self.ctx.euid,
+            })
+        } else {
+            None
+        }
+    }
+
+    fn appliance(
+        &mut self,
+        src: Src<'_>,
+        node: &Node,
+        fallback: Option<&Range<usize>>,
+    ) -> Option<Appliance> {
+        let t = self.table(src, node, "appliance".into(), fallback)?;
+        self.check_keys(src, &t, APPLIANCE_KEYS);
+        let mut ok = true;
+        let mut get = |c: &mut Self, key: &str, allow_unspecified: bool| -> Option<IpAddr> {
+            match c.addr(src, &t, key) {
+                Ok(Some((a, span))) => {
+                    if let Some(what) = unusable(a, allow_unspecified) {
+                        c.push(
+                            src,
+                            span.as_ref(),
+                            &t.child(key),
+                            ErrorKind::UnusableAddress { addr: a, what },
+                        );
+                        ok = false;
+                    }
+                    Some(a)
+                }
+                Ok(None) => None,
+                Err(()) => {
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let private_ip = get(self, "private_ip", true);
+        let public_ip = get(self, "public_ip", false);
+        ok.then_some(Appliance {
+            private_ip,
+            public_ip,
+        })
+    }
+
+    fn dataplane(
+        &mut self,
+        src: Src<'_>,
+        node: &Node,
+        fallback: Option<&Range<usize>>,
+    ) -> Option<Dataplane> {
+        let t = self.table(src, node, "dataplane".into(), fallback)?;
+        self.check_keys(src, &t, DATAPLANE_KEYS);
+        let workers = self.int(src, &t, "workers", 0, 1024);
+        let udp_port = self.int(src, &t, "udp_port", 1, 65535);
+        let socket_buffer = self.int(src, &t, "socket_buffer", 65536, 1 << 30);
+        let pin_workers = self.bool(src, &t, "pin_workers");
+        let workers = match workers.ok()?.unwrap_or(0) {
+            0 => self.ctx.online_cores.max(1),
+            n => usize::try_from(n).ok()?,
+        };
+        Some(Dataplane {
+            workers,
+            udp_port: u16::try_from(udp_port.ok()?.unwrap_or(i64::from(DEFAULT_UDP_PORT))).ok()?,
+            socket_buffer: usize::try_from(
+                socket_buffer
+                    .ok()?
+                    .unwrap_or(i64::try_from(DEFAULT_SOCKET_BUFFER).unwrap_or(i64::MAX)),
+            )
+            .ok()?,
+            pin_workers: pin_workers.ok()?.unwrap_or(true),
+        })
+    }
+}
+
+/// Why `a` cannot be used as a unicast endpoint, if it cannot.
+fn unusable(a: IpAddr, allow_unspecified: bool) -> Option<&'static str> {
+    if a.is_unspecified() && !allow_unspecified {
+        Some("the unspecified address")
+    } else if a.is_multicast() {
+        Some("multicast")
+    } else if a == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        Some("the broadcast address")
+    } else {
+        None
+    }
+}
+
+/// Parses `ADDRESS/LENGTH`.
+fn parse_prefix(s: &str) -> Option<(IpAddr, u32)> {
+    let (addr, len) = s.split_once('/')?;
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((addr.parse().ok()?, len.parse().ok()?))
+}
+
+/// The bits of `addr` outside the first `len` bits: (host part is zero, host part is all ones).
+fn host_bits(addr: IpAddr, len: u8) -> (bool, bool, IpAddr) {
+    match addr {
+        IpAddr::V4(a) => {
+            let v = u32::from(a);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            (
+                v & !mask == 0,
+                v | mask == u32::MAX,
+                IpAddr::V4(Ipv4Addr::from(v & mask)),
+            )
+        }
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            (
+                v & !mask == 0,
+                v | mask == u128::MAX,
+                IpAddr::V6(Ipv6Addr::from(v & mask)),
+            )
+        }
+    }
+}
+
+/// How a suite's key material is made up, for the key-length message.
+fn key_breakdown(suite: &EspSuite) -> String {
+    let encr = suite.encr_key_len();
+    match suite.encr {
+        EspEncr::AesGcm16 { .. } | EspEncr::ChaCha20Poly1305 => {
+            format!("{} key + 4 salt", encr.saturating_sub(4))
+        }
+        EspEncr::AesCbc { .. } => {
+            format!(
+                "{encr} encryption key + {} integrity key",
+                suite.integ.key_len()
+            )
+        }
+    }
+}
+
+/// Decodes hex (optional `0x`) straight into a wiped buffer; reports only positions.
+fn decode_hex(s: &str) -> Result<Zeroizing<Vec<u8>>, HexProblem> {
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let offset = s.len() - digits.len();
+    if digits.is_empty() {
+        return Err(HexProblem::Empty);
+    }
+    if let Some(i) = digits.chars().position(|c| !c.is_ascii_hexdigit()) {
+        return Err(HexProblem::NotHexDigit(
+            i.saturating_add(offset).saturating_add(1),
+        ));
+    }
+    if digits.len() % 2 != 0 {
+        return Err(HexProblem::OddLength(digits.len()));
+    }
+    let mut out = Zeroizing::new(vec![0u8; digits.len() / 2]);
+    hex::decode_to_slice(digits, &mut out).map_err(|_| HexProblem::NotHexDigit(1))?;
+    Ok(out)
+}
+
+/// Constant-time equality of two keys.
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Checker<'_> {
+    #[allow(clippy::too_many_lines)]
+    fn tunnel(
+        &mut self,
+        src: Src<'_>,
+        node: &Node,
+        path: String,
+        fallback: Option<&Range<usize>>,
+        private_ip: Option<IpAddr>,
+        inline: &mut Option<InlineKeys>,
+    ) -> (Option<Tunnel>, TunnelFacts) {
+        let mut facts = TunnelFacts {
+            name: None,
+            inbound_spi: None,
+            inside: Vec::new(),
+            path: path.clone(),
+        };
+        let Some(t) = self.table(src, node, path, fallback) else {
+            return (None, facts);
+        };
+        self.check_keys(src, &t, TUNNEL_KEYS);
+        let mut ok = true;
+
+        // name
+        let name = match self.str(src, &t, "name") {
+            Ok(Some((n, s))) => {
+                let span = span_or(n, t.span.as_ref());
+                let reason = if s.is_empty() {
+                    Some("it is empty")
+                } else if s.chars().count() > 12 {
+                    Some("it is longer than 12 characters (the device is bh-<name>, at most 15)")
+                } else if !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                {
+                    Some("only a-z, 0-9 and - are allowed")
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("name"),
+                        ErrorKind::BadName {
+                            value: truncate(s),
+                            reason,
+                        },
+                    );
+                    None
+                } else {
+                    facts.name = Some((s.to_owned(), span));
+                    Some(s.to_owned())
+                }
+            }
+            Ok(None) => {
+                self.missing(src, &t, "name");
+                None
+            }
+            Err(()) => None,
+        };
+
+        // peer
+        let peer = match self.addr(src, &t, "peer") {
+            Ok(Some((a, span))) => {
+                if let Some(what) = unusable(a, false) {
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("peer"),
+                        ErrorKind::UnusableAddress { addr: a, what },
+                    );
+                    ok = false;
+                } else if let Some(p) = private_ip {
+                    if p.is_ipv4() != a.is_ipv4() {
+                        self.push(
+                            src,
+                            span.as_ref(),
+                            &t.child("peer"),
+                            ErrorKind::FamilyMismatch {
+                                peer: a,
+                                private: p,
+                            },
+                        );
+                        ok = false;
+                    }
+                }
+                Some(a)
+            }
+            Ok(None) => {
+                self.missing(src, &t, "peer");
+                None
+            }
+            Err(()) => None,
+        };
+
+        let peer_port = self.int(src, &t, "peer_port", 1, 65535);
+
+        let encap = match self.str(src, &t, "encap") {
+            Ok(Some((_, "udp"))) | Ok(None) => Some(Encap::Udp),
+            Ok(Some((_, "esp"))) => Some(Encap::Esp),
+            Ok(Some((n, s))) => {
+                let span = span_or(n, t.span.as_ref());
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child("encap"),
+                    ErrorKind::UnknownWord {
+                        value: truncate(s),
+                        expected: ENCAP_WORDS,
+                    },
+                );
+                None
+            }
+            Err(()) => None,
+        };
+
+        let inside = self.prefixes(src, &t, "inside", true, &mut facts);
+        let routes = self.prefixes(src, &t, "routes", false, &mut facts);
+
+        // mtu
+        let mtu = match self.int(src, &t, "mtu", 576, 9000) {
+            Ok(Some(v)) => {
+                let mtu = u16::try_from(v).ok();
+                if let (Some(mtu), Some(list)) = (mtu, inside.as_ref()) {
+                    if let Some(v6) = list.iter().find(|p| p.addr.is_ipv6()) {
+                        if mtu < 1280 {
+                            let span = t.get("mtu").and_then(|n| span_or(n, t.span.as_ref()));
+                            self.push(
+                                src,
+                                span.as_ref(),
+                                &t.child("mtu"),
+                                ErrorKind::MtuTooSmallForIpv6 { mtu, addr: *v6 },
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                Some(mtu)
+            }
+            Ok(None) => Some(None),
+            Err(()) => None,
+        };
+
+        // mss_clamp
+        let mss_clamp = match t.get("mss_clamp") {
+            None => Some(MssClamp::Auto),
+            Some(n) => {
+                let span = span_or(n, t.span.as_ref());
+                match &n.value {
+                    Value::Str(s) if s.as_str() == "auto" => Some(MssClamp::Auto),
+                    Value::Str(s) if s.as_str() == "off" => Some(MssClamp::Off),
+                    Value::Str(s) => {
+                        self.push(
+                            src,
+                            span.as_ref(),
+                            &t.child("mss_clamp"),
+                            ErrorKind::BadMss { value: truncate(s) },
+                        );
+                        None
+                    }
+                    Value::Int(_) => match self.int(src, &t, "mss_clamp", 536, 9000) {
+                        Ok(Some(v)) => {
+                            let mss = u16::try_from(v).unwrap_or(u16::MAX);
+                            if let Some(Some(mtu)) = mtu {
+                                if mss > mtu.saturating_sub(40) {
+                                    self.push(
+                                        src,
+                                        span.as_ref(),
+                                        &t.child("mss_clamp"),
+                                        ErrorKind::MssAboveMtu { mss, mtu },
+                                    );
+                                    ok = false;
+                                }
+                            }
+                            Some(MssClamp::Fixed(mss))
+                        }
+                        _ => None,
+                    },
+                    _ => {
+                        self.wrong_type(src, &t, "mss_clamp", n, "\"auto\", \"off\" or an integer");
+                        None
+                    }
+                }
+            }
+        };
+
+        let nat_keepalive = self.int(src, &t, "nat_keepalive", 0, 3600);
+        let replay_window = self.int(src, &t, "replay_window", 64, 4096);
+
+        let suite_and_manual = match t.get("manual") {
+            Some(n) => self.manual(
+                src,
+                n,
+                t.child("manual"),
+                t.span.as_ref(),
+                &mut facts,
+                inline,
+            ),
+            None => {
+                self.push(
+                    src,
+                    t.span.as_ref(),
+                    &t.child("manual"),
+                    ErrorKind::NoManual,
+                );
+                None
+            }
+        };
+
+        let build = || -> Option<Tunnel> {
+            let encap = encap?;
+            let keepalive = nat_keepalive.ok()?.unwrap_or(DEFAULT_NAT_KEEPALIVE as i64);
+            Some(Tunnel {
+                name: name?,
+                peer: peer?,
+                peer_port: u16::try_from(peer_port.ok()?.unwrap_or(i64::from(DEFAULT_UDP_PORT)))
+                    .ok()?,
+                encap,
+                inside: inside?,
+                routes: routes?,
+                mtu: mtu?,
+                mss_clamp: mss_clamp?,
+                // Keepalives exist only for ESP in UDP (RFC 3948 §2.3); raw ESP ignores the key.
+                nat_keepalive: match (encap, u64::try_from(keepalive).ok()?) {
+                    (Encap::Esp, _) | (_, 0) => None,
+                    (Encap::Udp, s) => Some(Duration::from_secs(s)),
+                },
+                replay_window: u32::try_from(
+                    replay_window
+                        .ok()?
+                        .unwrap_or(i64::from(DEFAULT_REPLAY_WINDOW)),
+                )
+                .ok()?,
+                manual: Some(suite_and_manual?),
+            })
+        };
+        let tunnel = build();
+        (if ok { tunnel } else { None }, facts)
+    }
+
+    /// `inside` (host addresses) or `routes` (networks): an array of `ADDRESS/LENGTH` strings.
+    fn prefixes(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        key: &str,
+        inside: bool,
+        facts: &mut TunnelFacts,
+    ) -> Option<Vec<Prefix>> {
+        let Some(node) = t.get(key) else {
+            return Some(Vec::new());
+        };
+        let Value::Array(items) = &node.value else {
+            self.wrong_type(src, t, key, node, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut seen: Vec<(Prefix, usize)> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", t.child(key));
+            let span = span_or(item, node.span.as_ref().or(t.span.as_ref()));
+            let Value::Str(s) = &item.value else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::WrongType {
+                        expected: "a string",
+                        found: item.value.type_name(),
+                    },
+                );
+                ok = false;
+                continue;
+            };
+            let Some((addr, len)) = parse_prefix(s) else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::BadPrefix { value: truncate(s) },
+                );
+                ok = false;
+                continue;
+            };
+            let (family, max) = if addr.is_ipv4() {
+                ("IPv4", 32u8)
+            } else {
+                ("IPv6", 128u8)
+            };
+            let min = u8::from(inside);
+            let Some(len) = u8::try_from(len).ok().filter(|l| (min..=max).contains(l)) else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::PrefixLength {
+                        len,
+                        family,
+                        min,
+                        max,
+                    },
+                );
+                ok = false;
+                continue;
+            };
+            let value = Prefix { addr, len };
+            let (zero, ones, network) = host_bits(addr, len);
+            let problem = if inside {
+                if let Some(what) =
+                    unusable(addr, false).or_else(|| addr.is_loopback().then_some("loopback"))
+                {
+                    Some(ErrorKind::UnusableAddress { addr, what })
+                } else if zero && (addr.is_ipv4() && len <= 30 || addr.is_ipv6() && len <= 126) {
+                    let what = if addr.is_ipv4() {
+                        "network"
+                    } else {
+                        "subnet-router anycast"
+                    };
+                    Some(ErrorKind::NotHostAddress { value, what })
+                } else if ones && addr.is_ipv4() && len <= 30 {
+                    Some(ErrorKind::NotHostAddress {
+                        value,
+                        what: "broadcast",
+                    })
+                } else {
+                    None
+                }
+            } else if !zero {
+                Some(ErrorKind::HostBits {
+                    value,
+                    meant: Prefix { addr: network, len },
+                })
+            } else {
+                None
+            };
+            if let Some(kind) = problem {
+                self.push(src, span.as_ref(), &path, kind);
+                ok = false;
+                continue;
+            }
+            let line = src.line(span.as_ref());
+            if let Some(&(_, first_line)) = seen.iter().find(|(p, _)| *p == value) {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::DuplicatePrefix { value, first_line },
+                );
+                ok = false;
+                continue;
+            }
+            seen.push((value, line));
+            if inside {
+                facts.inside.push((value, span));
+            }
+            out.push(value);
+        }
+        ok.then_some(out)
+    }
+
+    /// `[tunnel.manual]`.
+    fn manual(
+        &mut self,
+        src: Src<'_>,
+        node: &Node,
+        path: String,
+        fallback: Option<&Range<usize>>,
+        facts: &mut TunnelFacts,
+        inline: &mut Option<InlineKeys>,
+    ) -> Option<ManualKeys> {
+        let t = self.table(src, node, path, fallback)?;
+        self.check_keys(src, &t, MANUAL_KEYS);
+
+        let suite = match self.str(src, &t, "suite") {
+            Ok(Some((n, s))) => match EspSuite::from_name(s) {
+                Some(suite) => Some(suite),
+                None => {
+                    let span = span_or(n, t.span.as_ref());
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("suite"),
+                        ErrorKind::UnknownSuite { value: truncate(s) },
+                    );
+                    None
+                }
+            },
+            Ok(None) => {
+                self.missing(src, &t, "suite");
+                None
+            }
+            Err(()) => None,
+        };
+        let esn = self.bool(src, &t, "esn");
+
+        let spi = |c: &mut Self, key: &'static str| -> Option<(u32, Option<Range<usize>>)> {
+            let node = t.get(key);
+            match node.map(|n| &n.value) {
+                None => {
+                    c.missing(src, &t, key);
+                    None
+                }
+                Some(Value::Int(v)) => {
+                    let span = node.and_then(|n| span_or(n, t.span.as_ref()));
+                    match u32::try_from(*v).ok().filter(|v| *v >= 256) {
+                        Some(v) => Some((v, span)),
+                        None => {
+                            c.push(
+                                src,
+                                span.as_ref(),
+                                &t.child(key),
+                                ErrorKind::BadSpi { value: *v },
+                            );
+                            None
+                        }
+                    }
+                }
+                Some(_) => {
+                    if let Some(n) = node {
+                        c.wrong_type(src, &t, key, n, "an integer");
+                    }
+                    None
+                }
+            }
+        };
+        let outbound_spi = spi(self, "outbound_spi");
+        let inbound_spi = spi(self, "inbound_spi");
+        facts.inbound_spi.clone_from(&inbound_spi);
+
+        // Key material: inline, or from key_file, never both.
+        let out_node = t.get("outbound_key");
+        let in_node = t.get("inbound_key");
+        let file_node = t.get("key_file");
+        let keys = if let Some(file_node) = file_node {
+            if out_node.is_some() || in_node.is_some() {
+                let span = span_or(file_node, t.span.as_ref());
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child("key_file"),
+                    ErrorKind::KeyFileAndInline,
+                );
+                None
+            } else {
+                self.key_file(src, &t, file_node, suite)
+            }
+        } else {
+            if inline.is_none() {
+                if let Some(n) = out_node.or(in_node) {
+                    let key = if out_node.is_some() {
+                        "outbound_key"
+                    } else {
+                        "inbound_key"
+                    };
+                    *inline = Some(InlineKeys {
+                        span: span_or(n, t.span.as_ref()),
+                        path: t.child(key),
+                    });
+                }
+            }
+            self.key_pair(src, &t, suite)
+        };
+
+        Some(ManualKeys {
+            suite: suite?,
+            esn: esn.ok()?.unwrap_or(false),
+            outbound: ManualSa {
+                spi: outbound_spi?.0,
+                key: keys.as_ref()?.0.clone(),
+            },
+            inbound: ManualSa {
+                spi: inbound_spi?.0,
+                key: keys?.1,
+            },
+        })
+    }
+
+    /// `outbound_key` and `inbound_key` of table `t` (the manual section or a key file).
+    fn key_pair(&mut self, src: Src<'_>, t: &Tbl<'_>, suite: Option<EspSuite>) -> Option<KeyPair> {
+        let one = |c: &mut Self, key: &'static str| -> Option<Zeroizing<Vec<u8>>> {
+            let Some(node) = t.get(key) else {
+                c.push(
+                    src,
+                    t.span.as_ref(),
+                    &t.child(key),
+                    ErrorKind::MissingKey { key },
+                );
+                return None;
+            };
+            let span = span_or(node, t.span.as_ref());
+            let Value::Str(s) = &node.value else {
+                c.wrong_type(src, t, key, node, "a string of hex digits");
+                return None;
+            };
+            let bytes = match decode_hex(s) {
+                Ok(b) => b,
+                Err(reason) => {
+                    c.push(
+                        src,
+                        span.as_ref(),
+                        &t.child(key),
+                        ErrorKind::BadHex { reason },
+                    );
+                    return None;
+                }
+            };
+            if let Some(suite) = suite {
+                if bytes.len() != suite.key_len() {
+                    c.push(
+                        src,
+                        span.as_ref(),
+                        &t.child(key),
+                        ErrorKind::KeyLength {
+                            got: bytes.len(),
+                            suite: suite.name().unwrap_or("this suite"),
+                            need: suite.key_len(),
+                            breakdown: key_breakdown(&suite),
+                        },
+                    );
+                    return None;
+                }
+            }
+            Some(bytes)
+        };
+        let outbound = one(self, "outbound_key");
+        let inbound = one(self, "inbound_key");
+        let (outbound, inbound) = (outbound?, inbound?);
+        if same_key(&outbound, &inbound) {
+            let span = t
+                .get("inbound_key")
+                .and_then(|n| span_or(n, t.span.as_ref()));
+            self.push(
+                src,
+                span.as_ref(),
+                &t.child("inbound_key"),
+                ErrorKind::SameKeys,
+            );
+            return None;
+        }
+        Some((outbound, inbound))
+    }
+
+    /// Reads, checks and parses a `key_file`.
+    fn key_file(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        node: &Node,
+        suite: Option<EspSuite>,
+    ) -> Option<KeyPair> {
+        let span = span_or(node, t.span.as_ref());
+        let path_str = t.child("key_file");
+        let Value::Str(s) = &node.value else {
+            self.wrong_type(src, t, "key_file", node, "a string (a file path)");
+            return None;
+        };
+        if s.is_empty() {
+            self.push(
+                src,
+                span.as_ref(),
+                &path_str,
+                ErrorKind::KeyFileIo {
+                    file: PathBuf::new(),
+                    reason: "the path is empty".into(),
+                },
+            );
+            return None;
+        }
+        // A relative key_file is taken from the configuration's directory.
+        let file = match src.name.parent() {
+            Some(dir) if Path::new(s.as_str()).is_relative() => dir.join(s.as_str()),
+            _ => PathBuf::from(s.as_str()),
+        };
+        let content = match self.ctx.files.read(&file) {
+            Ok(c) => c,
+            Err(e) => {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path_str,
+                    ErrorKind::KeyFileIo {
+                        file,
+                        reason: e.to_string(),
+                    },
+                );
+                return None;
+            }
+        };
+        if let Some(kind) = self.secret_file_problem(&file, content.meta) {
+            self.push(src, span.as_ref(), &path_str, kind);
+            return None;
+        }
+        let Ok(text) = std::str::from_utf8(&content.bytes) else {
+            self.whole_file(&file, ErrorKind::NotUtf8);
+            return None;
+        };
+        let ksrc = Src { name: &file, text };
+        let root = match tree::parse(text) {
+            Ok(r) => r,
+            Err((message, span)) => {
+                self.push(ksrc, span.as_ref(), "", ErrorKind::Syntax { message });
+                return None;
+            }
+        };
+        let kt = self.table(ksrc, &root, String::new(), None)?;
+        self.check_keys(ksrc, &kt, KEY_FILE_KEYS);
+        self.key_pair(ksrc, &kt, suite)
+    }
+
+    /// Unique names, unique inbound SPIs, and no inside address on two tunnels.
+    fn across_tunnels(&mut self, src: Src<'_>, facts: &[TunnelFacts]) {
+        for (i, f) in facts.iter().enumerate() {
+            let earlier = facts.get(..i).unwrap_or(&[]);
+            if let Some((name, span)) = &f.name {
+                if let Some((_, first)) = earlier
+                    .iter()
+                    .filter_map(|e| e.name.as_ref())
+                    .find(|(n, _)| n == name)
+                {
+                    let first_line = src.line(first.as_ref());
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &format!("{}.name", f.path),
+                        ErrorKind::DuplicateName {
+                            name: name.clone(),
+                            first_line,
+                        },
+                    );
+                }
+            }
+            if let Some((spi, span)) = &f.inbound_spi {
+                if let Some(other) = earlier
+                    .iter()
+                    .find(|e| e.inbound_spi.as_ref().is_some_and(|(s, _)| s == spi))
+                {
+                    let other = other
+                        .name
+                        .as_ref()
+                        .map_or_else(|| other.path.clone(), |(n, _)| n.clone());
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &format!("{}.manual.inbound_spi", f.path),
+                        ErrorKind::DuplicateSpi { spi: *spi, other },
+                    );
+                }
+            }
+            for (j, (p, span)) in f.inside.iter().enumerate() {
+                if let Some((_, first)) = earlier
+                    .iter()
+                    .flat_map(|e| e.inside.iter())
+                    .find(|(q, _)| q.addr == p.addr)
+                {
+                    let first_line = src.line(first.as_ref());
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &format!("{}.inside[{j}]", f.path),
+                        ErrorKind::DuplicatePrefix {
+                            value: *p,
+                            first_line,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
