@@ -28,6 +28,69 @@ const OFFLOADS_FULL: u32 =
 /// Fallback for kernels before 6.2, which have no UDP segmentation offload on TUN.
 const OFFLOADS_TCP: u32 = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
 
+/// The `virtio_net_hdr` that precedes each packet on a `vnet_hdr` queue (the kernel's
+/// `include/uapi/linux/virtio_net.h`; fields in host byte order, as the kernel uses for TUN
+/// unless `TUNSETVNETBE`/`TUNSETVNETLE` is set, which this crate never does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VnetHdr {
+    /// [`VnetHdr::F_NEEDS_CSUM`] / [`VnetHdr::F_DATA_VALID`].
+    pub flags: u8,
+    /// One of the `GSO_*` constants, possibly with [`VnetHdr::GSO_ECN`].
+    pub gso_type: u8,
+    /// Length of the headers to copy into each segment (IP + TCP/UDP).
+    pub hdr_len: u16,
+    /// Payload bytes per segment.
+    pub gso_size: u16,
+    /// Offset where checksumming starts (the L4 header).
+    pub csum_start: u16,
+    /// Offset of the checksum field from `csum_start` (16 for TCP, 6 for UDP).
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// The L4 checksum is partial (pseudo-header sum only): finish it at
+    /// `csum_start + csum_offset`.
+    pub const F_NEEDS_CSUM: u8 = 1;
+    /// The checksum was already verified.
+    pub const F_DATA_VALID: u8 = 2;
+    /// Not a GSO packet.
+    pub const GSO_NONE: u8 = 0;
+    /// TCP over IPv4 segmentation (TSO).
+    pub const GSO_TCPV4: u8 = 1;
+    /// TCP over IPv6 segmentation (TSO).
+    pub const GSO_TCPV6: u8 = 4;
+    /// UDP segmentation (USO, `TUN_F_USO4`/`TUN_F_USO6`).
+    pub const GSO_UDP_L4: u8 = 5;
+    /// Flag: the TCP ECN CWR bit is set in the original packet.
+    pub const GSO_ECN: u8 = 0x80;
+
+    /// Reads the header from the first [`VNET_HDR_LEN`] bytes of `b`.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let b = b.get(..VNET_HDR_LEN)?;
+        let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Some(Self {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u16_at(2),
+            gso_size: u16_at(4),
+            csum_start: u16_at(6),
+            csum_offset: u16_at(8),
+        })
+    }
+
+    /// The [`VNET_HDR_LEN`] bytes of the header.
+    pub fn encode(&self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+}
+
 /// Options for [`Tun::create_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TunOptions {
@@ -236,6 +299,20 @@ impl AsFd for TunQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vnet_hdr_round_trips_and_rejects_short_input() {
+        let h = VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_UDP_L4,
+            hdr_len: 28,
+            gso_size: 1396,
+            csum_start: 20,
+            csum_offset: 6,
+        };
+        assert_eq!(VnetHdr::decode(&h.encode()), Some(h));
+        assert_eq!(VnetHdr::decode(&[0; VNET_HDR_LEN - 1]), None);
+    }
 
     #[test]
     fn rejects_bad_names_and_queue_counts() {

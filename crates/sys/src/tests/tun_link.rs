@@ -5,7 +5,7 @@ use super::{inet_checksum, ip};
 use crate::link::{self, Netlink};
 use crate::netns::run_in_netns;
 use crate::poll::{Epoll, Events};
-use crate::tun::{Tun, TunOptions, TunQueue, VNET_HDR_LEN};
+use crate::tun::{Tun, TunOptions, TunQueue, VNET_HDR_LEN, VnetHdr};
 use crate::udp::{UdpOptions, UdpSocket};
 
 const TUN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -216,32 +216,106 @@ fn routes_are_added_replaced_dumped_and_deleted() {
     });
 }
 
+/// An IPv4/UDP packet from `src` to `dst` carrying `payload`, with a valid IP header checksum
+/// and, in the UDP checksum field, `udp_csum`.
+fn ipv4_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8], udp_csum: u16) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+        panic!("IPv4 only")
+    };
+    let udp_len = (8 + payload.len()) as u16;
+    let mut p = vec![0x45, 0, 0, 0, 0, 2, 0x40, 0, 64, 17, 0, 0];
+    p[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
+    p.extend_from_slice(&s.octets());
+    p.extend_from_slice(&d.octets());
+    let c = inet_checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&udp_len.to_be_bytes());
+    p.extend_from_slice(&udp_csum.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The folded, uncomplemented IPv4 pseudo-header sum for UDP (what NEEDS_CSUM expects in the
+/// checksum field).
+fn udp_pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, udp_len: u16) -> u16 {
+    let mut ph = Vec::new();
+    ph.extend_from_slice(&src.octets());
+    ph.extend_from_slice(&dst.octets());
+    ph.extend_from_slice(&[0, 17]);
+    ph.extend_from_slice(&udp_len.to_be_bytes());
+    !inet_checksum(&ph)
+}
+
 #[test]
 fn vnet_hdr_queues_get_offloads_and_a_virtio_header() {
     run_in_netns(|| {
         let tun = Tun::create_with("bh-test1", 1, &TunOptions { vnet_hdr: true }).unwrap();
         assert!(tun.vnet_hdr());
-        assert_ne!(
-            tun.offloads() & libc::TUN_F_CSUM,
-            0,
-            "offloads {:#x}",
-            tun.offloads()
-        );
-        assert_ne!(
-            tun.offloads() & libc::TUN_F_TSO4,
-            0,
-            "offloads {:#x}",
-            tun.offloads()
+        let all = libc::TUN_F_CSUM
+            | libc::TUN_F_TSO4
+            | libc::TUN_F_TSO6
+            | libc::TUN_F_USO4
+            | libc::TUN_F_USO6;
+        assert_eq!(
+            tun.offloads(),
+            all,
+            "this kernel (>= 6.2) takes every offload"
         );
         configure(tun.name());
+
+        // Read path: a locally sent datagram arrives with a checksum left to finish.
         let sock =
             UdpSocket::bind(SocketAddr::new(TUN_ADDR.into(), 0), &UdpOptions::default()).unwrap();
         sock.send_to(b"vnet", SocketAddr::new(PEER.into(), 9))
             .unwrap();
-        let (_, pkt) = read_matching(tun.queues(), VNET_HDR_LEN, 65536, |p| {
-            p.len() >= 28 && p[0] >> 4 == 4 && p[9] == 17 && ipv4_dst(p) == PEER
+        let (_, raw) = read_matching(tun.queues(), 0, 65536, |p| {
+            p.len() >= VNET_HDR_LEN + 28
+                && p[VNET_HDR_LEN] >> 4 == 4
+                && p[VNET_HDR_LEN + 9] == 17
+                && ipv4_dst(&p[VNET_HDR_LEN..]) == PEER
         });
-        assert!(pkt.ends_with(b"vnet"));
+        let hdr = VnetHdr::decode(&raw).unwrap();
+        assert_eq!(hdr.gso_type, VnetHdr::GSO_NONE);
+        assert_eq!(
+            hdr.flags & VnetHdr::F_NEEDS_CSUM,
+            VnetHdr::F_NEEDS_CSUM,
+            "{hdr:?}"
+        );
+        assert_eq!(
+            (hdr.csum_start, hdr.csum_offset),
+            (20, 6),
+            "UDP checksum field"
+        );
+        assert!(raw.ends_with(b"vnet"));
+
+        // Write path (USO): one 3-segment UDP super-packet becomes three datagrams.
+        let rx =
+            UdpSocket::bind(SocketAddr::new(TUN_ADDR.into(), 0), &UdpOptions::default()).unwrap();
+        let from = SocketAddr::new(PEER.into(), 5555);
+        let payload: Vec<u8> = (0..250u32).map(|i| (i / 100) as u8).collect();
+        let udp_len = (8 + payload.len()) as u16;
+        let csum = udp_pseudo_sum(PEER, TUN_ADDR, udp_len);
+        let mut frame = VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_UDP_L4,
+            hdr_len: 28,
+            gso_size: 100,
+            csum_start: 20,
+            csum_offset: 6,
+        }
+        .encode()
+        .to_vec();
+        frame.extend(ipv4_udp(from, rx.local_addr().unwrap(), &payload, csum));
+        assert_eq!(tun.queues()[0].write(&frame).unwrap(), frame.len());
+        let got = super::recv_all(&[&rx], 3, |s, bufs, meta| s.recv_batch(bufs, meta));
+        let sizes: Vec<usize> = got.iter().map(|(d, _)| d.len()).collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+        for (i, (d, m)) in got.iter().enumerate() {
+            assert!(d.iter().all(|&b| b == i as u8), "segment {i}");
+            assert_eq!(m.src, from);
+        }
     });
 }
 
