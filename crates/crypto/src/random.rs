@@ -48,6 +48,10 @@ impl SecureRandom for OsRandom {
     /// If the kernel refuses to provide randomness. On Linux getrandom(2) only blocks until the
     /// pool is initialised and does not fail afterwards; carrying on without randomness would
     /// be worse than stopping.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "OsRandom is the one sanctioned reader of the OS random source"
+    )]
     fn fill(&mut self, buf: &mut [u8]) {
         if let Err(e) = getrandom::getrandom(buf) {
             panic!("the operating system random source failed: {e}");
@@ -163,9 +167,8 @@ mod tests {
 
     #[test]
     fn deterministic_random_is_chacha20_keyed_by_the_seed() {
-        // RFC 8439 §2.3.2 / §2.4.2 relation: rand_chacha's ChaCha20Rng with an all-zero seed is
-        // the ChaCha20 keystream for key 0, nonce 0, counter 0. Its first 32 octets are the
-        // RFC 7539 §A.1 test vector #1 keystream.
+        // ChaCha20Rng with an all-zero seed is the ChaCha20 keystream for key 0, nonce 0,
+        // block counter 0: RFC 8439 Appendix A.1, test vector #1 (first 32 octets shown).
         let mut r = DeterministicRandom::from_seed([0; 32]);
         let mut out = [0u8; 32];
         r.fill(&mut out);
