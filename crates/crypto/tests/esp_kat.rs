@@ -630,3 +630,267 @@ fn open_refuses_short_and_garbage_packets_without_panicking() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// AES-GCM whole ESP packets: the AES-GCM (not GMAC) test packets of draft-mcgrew-gcm-test-01
+// §4 ("Test Cases for the use of GCM and GMAC in IPsec ESP"). Each gives the key, the nonce
+// (4-octet salt || 8-octet IV), the AAD (SPI || seq, or SPI || ESN high || ESN low for the
+// 12-octet ones), the plaintext including the ESP trailer, and ciphertext || ICV.
+// ---------------------------------------------------------------------------------------------
+
+struct DraftCase {
+    index: u8,
+    key: &'static str,
+    nonce: &'static str,
+    aad: &'static str,
+    plaintext: &'static str,
+    sealed: &'static str,
+}
+
+const GCM_ESP_PACKETS: &[DraftCase] = &[
+    DraftCase {
+        index: 1,
+        key: "4c80cdefbb5d10da906ac73c3613a634",
+        nonce: "2e443b684956ed7e3b244cfe",
+        aad: "000043218765432100000000",
+        plaintext: concat!(
+            "45000048699a000080114db7c0a80102c0a801010a9bf15638d3010000010000",
+            "00000000045f736970045f756470037369700963796265726369747902646b00",
+            "0021000101020201"
+        ),
+        sealed: concat!(
+            "fecf537e729d5b07dc30df528dd22b768d1b98736696a6fd348509fa13ceac34",
+            "cfa2436f14a3f3cf65925bf1f4a13c5d15b21e1884f5ff6247aeabb786b93bce",
+            "61bc17d768fd9732459018148f6cbe722fd04796562dfdb4"
+        ),
+    },
+    DraftCase {
+        index: 2,
+        key: "feffe9928665731c6d6a8f9467308308",
+        nonce: "cafebabefacedbaddecaf888",
+        aad: "0000a5f80000000a",
+        plaintext: concat!(
+            "4500003e698f000080114dccc0a80102c0a801010a980035002a2343b2d00100",
+            "0001000000000000037369700963796265726369747902646b00000100010001"
+        ),
+        sealed: concat!(
+            "deb22cd9b07c72c16e3a65beeb8df304a5a5897d33ae530f1ba76d5d114d2a5c",
+            "3de81827c10e9a4f51330d0eec416642cfbb85a5b47e48a4ec3b9ba95d918bd1",
+            "83b70d3aa8bc6ee4c309e9d85a41ad4a"
+        ),
+    },
+    DraftCase {
+        index: 3,
+        key: "abbccddef00112233445566778899aababbccddef00112233445566778899aab",
+        nonce: "112233440102030405060708",
+        aad: "4a2cbfe300000002",
+        plaintext: concat!(
+            "4500003069a6400080062690c0a801029389155e0a9e008b2dc57ee000000000",
+            "7002400020bf0000020405b40101040201020201"
+        ),
+        sealed: concat!(
+            "ff425c9b724599df7a3bcd510194e00d6a78107f1b0b1cbf06efae9d65a5d763",
+            "748a637985771d347f0545659f14e99def842d8eb335f4eecfdbf831824b4c49",
+            "15956c96"
+        ),
+    },
+    DraftCase {
+        index: 4,
+        key: "00000000000000000000000000000000",
+        nonce: "000000000000000000000000",
+        aad: "0000000000000001",
+        plaintext: concat!(
+            "4500003c99c500008001cb7a40679318010101010800075c0200440061626364",
+            "65666768696a6b6c6d6e6f707172737475767761626364656667686901020201"
+        ),
+        sealed: concat!(
+            "4688daf2f973a392732909c331d56d60f694abaa414b5e7ff5fdcdfff5e9a284",
+            "456476492719ffb64de7d9dca1e1d894bc3bd57873ed4d181d19d4d5c8c18af3",
+            "f821d496eeb096e98ad2b69e4799c71d"
+        ),
+    },
+    DraftCase {
+        index: 5,
+        key: "3de09874b388e6491988d0c3607eae1f",
+        nonce: "57690e434e280000a2fca1a3",
+        aad: "42f67e3f1010101010101010",
+        plaintext: concat!(
+            "4500003c99c300008001cb7c40679318010101010800085c0200430061626364",
+            "65666768696a6b6c6d6e6f707172737475767761626364656667686901020201"
+        ),
+        sealed: concat!(
+            "fba2caa4853cf9f0f22cb10d86dd83b0fec75691cf1a04b00d1138ec9c357917",
+            "65acbd8701ad79845bf9fe3fba487bc91755e6662b4c8d0d1f5e22739530320a",
+            "e0d731cc978ecafaeae88f00e80d6e48"
+        ),
+    },
+    DraftCase {
+        index: 6,
+        key: "3de09874b388e6491988d0c3607eae1f",
+        nonce: "57690e434e280000a2fca1a3",
+        aad: "42f67e3f1010101010101010",
+        plaintext: "4500001c42a200008001441f406793b6e00000020a00f5ff01020201",
+        sealed: concat!(
+            "fba2ca845e5df9f0f22c3e6e86dd831e1fc65792cd1af9130e1379ed369f071f",
+            "35e034be95f112e4e7d05d35"
+        ),
+    },
+    DraftCase {
+        index: 7,
+        key: "feffe9928665731c6d6a8f9467308308feffe9928665731c",
+        nonce: "cafebabefacedbaddecaf888",
+        aad: "0000a5f80000000a",
+        plaintext: concat!(
+            "45000028a4ad4000400678800a01038f0a010612802306b8cb712602dd6bb03e",
+            "501016d075680001"
+        ),
+        sealed: concat!(
+            "a5b1f8066029aea40e598b8122de02420938b3ab33f828e687b8858b5bfbdbd0",
+            "315b27452144cc7795457b9652037f5318027b5b4cd7a636"
+        ),
+    },
+    DraftCase {
+        index: 8,
+        key: "abbccddef00112233445566778899aab",
+        nonce: "decaf888cafedebaceface74",
+        aad: "000001000000000000000001",
+        plaintext: concat!(
+            "4500004933ba00007f119106c3fb1d10c2b1d326c02831ce0035dd7b800302d5",
+            "00004e20001e8c18d75b81dc91baa0476b91b924b280389d92c963bac046ec95",
+            "9b6266c04722b14923010101"
+        ),
+        sealed: concat!(
+            "18a6fd42f72cbf4ab2a2ea901f73d814e3e7f243d95412e1c349c1d2fbec168f",
+            "9190feebaf2cb01984e65863965d7472b79da345e0e780191f0d2f0e0f496c22",
+            "6f2127b27db35724e7845d68651f57e65f354f75ff17015769623436"
+        ),
+    },
+    DraftCase {
+        index: 9,
+        key: "abbccddef00112233445566778899aababbccddef00112233445566778899aab",
+        nonce: "73616c74616e640169766563",
+        aad: "17405e67156f3126dd0db99b",
+        plaintext: concat!(
+            "45080028732c00004006e9f90a0106120a01038f06b88023dd6bafbecb712602",
+            "50101f646d540001"
+        ),
+        sealed: concat!(
+            "f2d69ecdbd5a0d5b8d5ef38bad4da58d1f278fde98ef67549d524a3018d9a57f",
+            "f4d3a31ce673119e451626c2415771e3b7eebca614c89b35"
+        ),
+    },
+    DraftCase {
+        index: 10,
+        key: "3de09874b388e6491988d0c3607eae1f",
+        nonce: "57690e434e280000a2fca1a3",
+        aad: "42f67e3f1010101010101010",
+        plaintext: concat!(
+            "45000049333e00007f119182c3fb1d10c2b1d326c02831ce0035cb458003025b",
+            "000001e0001e8c18d65759d52284a0352c71475c8880391c764d6e5ee0496b32",
+            "5ae270c03899493915010101"
+        ),
+        sealed: concat!(
+            "fba2cad12fc1f9f00d3cebf305410db83d7784b607323d220f24b0a97d541828",
+            "00cadb0f68d99ef0e0c0c89ae9bea8884e52d65bc1afd0740f742444747b5b39",
+            "ab533163aad4550ee5160975cdb608c5769189609763b8e18caa81e2"
+        ),
+    },
+    DraftCase {
+        index: 11,
+        key: "abbccddef00112233445566778899aababbccddef00112233445566778899aab",
+        nonce: "73616c74616e640169766563",
+        aad: "17405e67156f3126dd0db99b",
+        plaintext: concat!(
+            "636973636f0172756c657301746865016e6574776501646566696e6501746865",
+            "746563686e6f6c6f67696573017468617477696c6c01646566696e65746f6d6f",
+            "72726f7701020201"
+        ),
+        sealed: concat!(
+            "d4b7ed86a1777f2ea13d6973d324c69e7b43f826fb56831226508bebd2dceb18",
+            "d0a6df10e5487df074113e14c641024e3e6773d91a62ee429b043a10e3efe6b0",
+            "12a49363412364f8c0cac587f249e56b11e24f30e44ccc76"
+        ),
+    },
+    DraftCase {
+        index: 12,
+        key: "7d773d00c144c525ac619d18c84a3f47",
+        nonce: "d966426743457e9182443bc6",
+        aad: "335467aeffffffff",
+        plaintext: "01020201",
+        sealed: "437f866bcb3f699fe9b0822bac961c4504bef270",
+    },
+    DraftCase {
+        index: 13,
+        key: "abbccddef00112233445566778899aab",
+        nonce: "decaf888cafedebaceface74",
+        aad: "000001000000000000000001",
+        plaintext: "746f016265016f72016e6f7401746f0162650001",
+        sealed: concat!(
+            "29c9fc69a197d038ccdd14e2ddfcaa0543332164412503524303ed3c6c5f2838",
+            "43af8c3e"
+        ),
+    },
+    DraftCase {
+        index: 14,
+        key: "6c6567616c697a656d6172696a75616e61616e64646f69746265666f72656961",
+        nonce: "7475726e333021696765746d",
+        aad: "796b6963ffffffffffffffff",
+        plaintext: concat!(
+            "45000030da3a00008001df3bc0a80005c0a800010800c6cd0200070061626364",
+            "65666768696a6b6c6d6e6f707172737401020201"
+        ),
+        sealed: concat!(
+            "f97ab2aa356d8edce17644ac8c78e25dd24dedbb29ebf1b64a274b39b49c3a86",
+            "4cd3d78ca4ae68a32b42458fb57dbe821dcc63b9d0937ba2945f669368661a32",
+            "9fb4c053"
+        ),
+    },
+];
+
+#[test]
+fn aes_gcm_whole_esp_packets_draft_mcgrew_gcm_test() {
+    let mut seen_bits = std::collections::BTreeSet::new();
+    let mut seen_esn = false;
+    for c in GCM_ESP_PACKETS {
+        let (key, n, aad, pt) = (h(c.key), h(c.nonce), h(c.aad), h(c.plaintext));
+        let (salt, iv) = n.split_at(4);
+        let key_bits = u16::try_from(key.len() * 8).unwrap();
+        seen_bits.insert(key_bits);
+        let suite = EspSuite::aead(EspEncr::AesGcm16 { key_bits });
+        // RFC 4106 §8.1: the salt is the last four octets of the key material.
+        let t = EspTransform::new(suite, &[&key[..], salt].concat()).unwrap();
+        let (spi, esn_high, seq) = match aad.len() {
+            8 => (&aad[..4], None, &aad[4..]),
+            12 => {
+                seen_esn = true;
+                let hi = u32::from_be_bytes(aad[4..8].try_into().unwrap());
+                (&aad[..4], Some(hi), &aad[8..])
+            }
+            n => panic!("unexpected AAD length {n}"),
+        };
+        let mut packet = [spi, seq, iv, &pt[..], &[0u8; 16]].concat();
+        t.seal(&mut packet, esn_high).unwrap();
+        assert_eq!(
+            hex::encode(&packet[16..]),
+            c.sealed,
+            "draft packet index {}",
+            c.index
+        );
+        t.open(&mut packet, esn_high).unwrap();
+        assert_eq!(
+            &packet[16..16 + pt.len()],
+            &pt[..],
+            "draft packet index {}",
+            c.index
+        );
+        // The raw AEAD agrees on the same inputs.
+        let raw = aead::seal_raw(suite.encr, &key, &nonce(c.nonce), &aad, &pt).unwrap();
+        assert_eq!(hex::encode(raw), c.sealed, "draft packet index {}", c.index);
+    }
+    assert_eq!(
+        seen_bits.into_iter().collect::<Vec<_>>(),
+        [128, 192, 256],
+        "every key size is covered"
+    );
+    assert!(seen_esn, "extended sequence numbers are covered");
+}
