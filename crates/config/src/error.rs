@@ -409,7 +409,7 @@ impl ErrorKind {
                 )
             ),
             Self::BadSpi { .. } => {
-                "SPIs 0..=255 are reserved (RFC 4303 section 2.1); use 256..=0xffffffff".into()
+                "SPIs 0..=255 are reserved by RFC 4303 section 2.1; use 256..=0xffffffff".into()
             }
             Self::DuplicateSpi { .. } => "every tunnel needs its own inbound SPI".into(),
             Self::BadHex { .. } => "write the key as hex digits, optionally prefixed by 0x".into(),

@@ -108,6 +108,13 @@ pub struct Tunnel {
     pub manual: Option<ManualKeys>,
 }
 
+impl Tunnel {
+    /// The TUN device's name, `bh-<name>` (at most 15 characters, as Linux requires).
+    pub fn device_name(&self) -> String {
+        format!("bh-{}", self.name)
+    }
+}
+
 /// `[tunnel.manual]`: a pair of fixed SAs.
 #[derive(Debug, Clone)]
 pub struct ManualKeys {

@@ -386,6 +386,8 @@ pub(crate) fn check(
         let main = e.file == source_name;
         (!main, if main { (e.line, e.column) } else { (0, 0) })
     });
+    // Every check that rejects a value reports it, so no config means at least one error.
+    debug_assert!(config.is_some() || !errors.is_empty());
     match config {
         Some(cfg) if errors.is_empty() => Ok(cfg),
         _ => Err(ConfigErrors { errors }),
@@ -803,8 +805,9 @@ impl Checker<'_> {
         let mtu = match self.int(src, &t, "mtu", 576, 9000) {
             Ok(Some(v)) => {
                 let mtu = u16::try_from(v).ok();
-                if let (Some(mtu), Some(list)) = (mtu, inside.as_ref()) {
-                    if let Some(v6) = list.iter().find(|p| p.addr.is_ipv6()) {
+                // Against every inside address that is valid, even if another one is not.
+                if let Some(mtu) = mtu {
+                    if let Some((v6, _)) = facts.inside.iter().find(|(p, _)| p.addr.is_ipv6()) {
                         if mtu < 1280 {
                             let span = t.get("mtu").and_then(|n| span_or(n, t.span.as_ref()));
                             self.push(
@@ -1114,6 +1117,20 @@ impl Checker<'_> {
         let out_node = t.get("outbound_key");
         let in_node = t.get("inbound_key");
         let file_node = t.get("key_file");
+        // The file holds keys whenever an inline key is written, even next to key_file.
+        if inline.is_none() {
+            if let Some(n) = out_node.or(in_node) {
+                let key = if out_node.is_some() {
+                    "outbound_key"
+                } else {
+                    "inbound_key"
+                };
+                *inline = Some(InlineKeys {
+                    span: span_or(n, t.span.as_ref()),
+                    path: t.child(key),
+                });
+            }
+        }
         let keys = if let Some(file_node) = file_node {
             if out_node.is_some() || in_node.is_some() {
                 let span = span_or(file_node, t.span.as_ref());
@@ -1128,19 +1145,6 @@ impl Checker<'_> {
                 self.key_file(src, &t, file_node, suite)
             }
         } else {
-            if inline.is_none() {
-                if let Some(n) = out_node.or(in_node) {
-                    let key = if out_node.is_some() {
-                        "outbound_key"
-                    } else {
-                        "inbound_key"
-                    };
-                    *inline = Some(InlineKeys {
-                        span: span_or(n, t.span.as_ref()),
-                        path: t.child(key),
-                    });
-                }
-            }
             self.key_pair(src, &t, suite)
         };
 

@@ -593,6 +593,20 @@ fn mtu_mss_and_encap() {
         e.kind,
         ErrorKind::MtuTooSmallForIpv6 { mtu: 1200, .. }
     ));
+    // Still checked when another inside address is wrong.
+    let text = with_line(&valid(), 18, "mtu = 1200");
+    let text = with_line(
+        &text,
+        16,
+        "inside = [\"169.254.10.0/30\", \"fd00:10::1/126\"]",
+    );
+    let errs = errors_of(&text);
+    let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [(16, "tunnel[0].inside[0]"), (18, "tunnel[0].mtu")],
+        "{errs}"
+    );
     let e = one_error(
         &with_line(&valid(), 19, "mss_clamp = 1380"),
         19,
@@ -772,6 +786,15 @@ fn no_key_bytes_in_debug_or_errors() {
     let errs = errors_of(&with_line(&valid(), 28, &bad));
     assert!(!errs.to_string().contains("abab"), "{errs}");
     assert!(!format!("{errs:?}").contains("abab"));
+    // A syntax error on a key line quotes the parser's message, not the line.
+    let unterminated = format!("outbound_key = \"{}", "ab".repeat(36));
+    let errs = errors_of(&with_line(&valid(), 28, &unterminated));
+    assert!(
+        matches!(errs.errors[0].kind, ErrorKind::Syntax { .. }),
+        "{errs}"
+    );
+    assert_eq!(errs.errors[0].line, 28);
+    assert!(!errs.to_string().contains("abab"), "{errs}");
 }
 
 /// A small deterministic generator for the mutation test.
@@ -858,6 +881,7 @@ fn random_mutations_never_panic() {
         };
         if let Err(errs) = parse(Path::new(SRC), &text, &ctx(&files)) {
             rejected += 1;
+            assert!(!errs.is_empty(), "rejected without an error:\n{text}");
             let lines = text.lines().count() + 1;
             for e in &errs {
                 assert!(e.line >= 1 && e.line <= lines, "{e} in\n{text}");
