@@ -41,7 +41,7 @@ pub(crate) fn ip(args: &[&str]) -> String {
 }
 
 /// Receives on `fds` (via `recv`, which returns the datagrams read into the given storage)
-/// until `want` datagrams arrived or 3 seconds passed; returns (payload, meta) pairs.
+/// until `want` datagrams arrived or 10 seconds passed; returns (payload, meta) pairs.
 pub(crate) fn recv_all<S: AsRawFd>(
     socks: &[&S],
     want: usize,
@@ -55,7 +55,7 @@ pub(crate) fn recv_all<S: AsRawFd>(
     let mut storage = vec![vec![0u8; 65536]; crate::MAX_BATCH];
     let mut meta = [RecvMeta::default(); crate::MAX_BATCH];
     let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while got.len() < want && Instant::now() < deadline {
         ep.wait(&mut events, 200).unwrap();
         for ev in events.iter() {

@@ -11,7 +11,7 @@ use crate::udp::{UdpOptions, UdpSocket};
 const TUN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
-/// Polls all `queues` for up to 3 s and returns the first packet (with the queue it came from)
+/// Polls all `queues` for up to 10 s and returns the first packet (with the queue it came from)
 /// for which `want` holds. Other traffic (IPv6 router solicitations, MLD) is skipped.
 fn read_matching(
     queues: &[TunQueue],
@@ -25,7 +25,7 @@ fn read_matching(
     }
     let mut events = Events::with_capacity(4);
     let mut buf = vec![0u8; buf_len];
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         ep.wait(&mut events, 200).unwrap();
         for ev in events.iter() {
@@ -41,7 +41,7 @@ fn read_matching(
             }
         }
     }
-    panic!("no matching packet on any TUN queue within 3 s");
+    panic!("no matching packet on any TUN queue within 10 s");
 }
 
 fn ipv4_src(p: &[u8]) -> Ipv4Addr {
