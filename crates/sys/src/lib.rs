@@ -2,7 +2,8 @@
 //!
 //! What it does:
 //! - [`tun`]: multi-queue TUN devices (`IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE`), one non-blocking
-//!   file descriptor per queue, with an optional `IFF_VNET_HDR` + `TUNSETOFFLOAD` probe.
+//!   file descriptor per queue, with an optional `IFF_VNET_HDR` + `TUNSETOFFLOAD` probe and a
+//!   codec for the `virtio_net_hdr` ([`tun::VnetHdr`]).
 //! - [`udp`]: non-blocking UDP sockets (IPv4, or IPv6 with `IPV6_V6ONLY`) with `SO_REUSEPORT`,
 //!   forced buffer sizes and batched `recvmmsg`/`sendmmsg` of up to [`MAX_BATCH`] datagrams,
 //!   optionally with UDP GSO (`UDP_SEGMENT`) on send and GRO (`UDP_GRO`) on receive.
@@ -12,12 +13,14 @@
 //!   `/proc/sys` writes.
 //! - [`poll`]: a small epoll wrapper and an eventfd for waking workers.
 //! - [`cpu`]: online CPU count and thread pinning.
+//! - `netns` (tests, or the `testing` feature): run a closure in a fresh network namespace.
 //!
 //! What it does NOT do: no protocol logic (ESP, IKE, BGP live elsewhere), no async runtime
 //! integration, no heap allocation on the per-packet paths (`recv_batch`, `send_batch`,
 //! `TunQueue::read`/`write`), no persistent TUN devices (a device disappears when its last queue
-//! is closed), no segmentation or coalescing of TUN vnet-header packets (callers handle the virtio header),
-//! no `IP_PKTINFO`, and no platform other than Linux.
+//! is closed), no segmentation or coalescing of TUN vnet-header packets (callers do that with
+//! [`tun::VnetHdr`]), no `IP_PKTINFO`, no netlink change notifications, and no platform other
+//! than Linux.
 //!
 //! Every fallible call returns [`std::io::Result`]; errors carry the kernel's errno, so callers
 //! can match on [`std::io::Error::raw_os_error`] or [`std::io::ErrorKind`].
