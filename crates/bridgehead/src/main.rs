@@ -1,1 +1,122 @@
-fn main() {}
+//! The `bridgehead` command.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use bridgehead::{control, daemon, lab, status};
+
+/// IPsec + BGP appliance for the AWS, Azure and Google Cloud VPN gateways.
+#[derive(Parser)]
+#[command(name = "bridgehead", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the configured tunnels until SIGTERM.
+    Daemon {
+        /// Configuration file.
+        #[arg(short, long, default_value = "/etc/bridgehead/bridgehead.toml")]
+        config: PathBuf,
+        /// Control socket path.
+        #[arg(long, default_value = control::DEFAULT_PATH)]
+        control: PathBuf,
+    },
+    /// Check a configuration file and print every error.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = "/etc/bridgehead/bridgehead.toml")]
+        config: PathBuf,
+    },
+    /// Show tunnels, SAs and counters of the running daemon.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Control socket path.
+        #[arg(long, default_value = control::DEFAULT_PATH)]
+        control: PathBuf,
+    },
+    /// Build two sites in network namespaces, run a tunnel between them, measure, clean up.
+    Lab {
+        /// ESP suite (e.g. aes256gcm16, chacha20poly1305, aes128-sha256).
+        #[arg(long, default_value = "aes256gcm16")]
+        suite: String,
+        /// Use extended sequence numbers.
+        #[arg(long)]
+        esn: bool,
+        /// Workers per gateway.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Seconds of iperf3 each way (0 to skip).
+        #[arg(long, default_value_t = 5)]
+        iperf: u32,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    if let Err(e) = run(cli) {
+        eprintln!("bridgehead: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Daemon { config, control } => daemon::run(&config, &control),
+        Command::Check { config } => match bh_config::load(&config) {
+            Ok(c) => {
+                println!("{}: OK ({} tunnel(s))", config.display(), c.tunnels.len());
+                Ok(())
+            }
+            Err(e) => {
+                eprint!("{e}");
+                std::process::exit(2);
+            }
+        },
+        Command::Status { json, control } => {
+            let text = control::request(&control, "status")?;
+            if json {
+                println!("{text}");
+            } else {
+                let v: serde_json::Value = serde_json::from_str(&text)?;
+                print!("{}", status::render(&v));
+            }
+            Ok(())
+        }
+        Command::Lab {
+            suite,
+            esn,
+            workers,
+            iperf,
+        } => {
+            let mut opts = lab::LabOptions::new(&format!("bhl{}", std::process::id()))?;
+            opts.suite = bh_crypto::EspSuite::from_name(&suite).ok_or_else(|| {
+                let names: Vec<_> = bh_crypto::esp::SUITE_NAMES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect();
+                anyhow::anyhow!(
+                    "unknown suite {suite:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })?;
+            opts.esn = esn;
+            opts.workers = workers.max(1);
+            lab::run_lab(opts, iperf)
+        }
+    }
+}

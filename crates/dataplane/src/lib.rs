@@ -1,1 +1,249 @@
-//! placeholder
+//! The ESP dataplane of bridgehead: per-core workers between TUN queues and sockets.
+//!
+//! ```text
+//!  TUN bh-<tunnel> queue k ──► worker k: MTU/DF check, MSS clamp, seal ──► UDP 4500 socket k / raw ESP
+//!  UDP socket k / raw ESP  ──► worker k: RFC 3948 demux, open (anti-replay) ──► TUN queue k
+//! ```
+//!
+//! One worker thread per core, each with its own queue of every tunnel's multi-queue TUN device
+//! and its own `SO_REUSEPORT` UDP socket, moving batches of packets with `recvmmsg`/`sendmmsg`
+//! and no allocation per packet. SAs come from a lock-free table ([`SaTableHandle`]) that the
+//! control plane publishes to; a worker loads it once per batch.
+//!
+//! What it does not do: negotiate keys (that is IKE's), configure devices or routes (the daemon
+//! does that before handing over the queues), or read any configuration file.
+
+mod counters;
+mod table;
+mod worker;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bh_sys::poll::EventFd;
+use bh_sys::tun::TunQueue;
+
+pub use counters::{GlobalCounters, GlobalSnapshot, TunnelCounters, TunnelSnapshot};
+pub use table::{InboundEntry, SaTable, SaTableHandle};
+
+/// Packets moved per batch (the most `recvmmsg`/`sendmmsg` take per call).
+pub const BATCH: usize = bh_sys::MAX_BATCH;
+
+/// How ESP leaves the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encap {
+    /// ESP in UDP (RFC 3948).
+    Udp,
+    /// Raw ESP, IP protocol 50.
+    Esp,
+}
+
+/// Settings shared by all tunnels.
+#[derive(Debug, Clone)]
+pub struct DataplaneConfig {
+    /// Worker threads; every tunnel must hand over this many TUN queues.
+    pub workers: usize,
+    /// Local address of the ESP sockets.
+    pub bind: IpAddr,
+    /// Local UDP port (4500).
+    pub udp_port: u16,
+    /// Socket buffer size in bytes.
+    pub socket_buffer: usize,
+    /// Pin worker `k` to core `k % cores`.
+    pub pin: bool,
+    /// Also open a raw ESP socket (some tunnel uses `Encap::Esp`).
+    pub raw_esp: bool,
+    /// The largest datagram or inner packet handled (underlay MTU or more).
+    pub max_packet: usize,
+}
+
+/// One tunnel as the dataplane sees it.
+#[derive(Debug)]
+pub struct TunnelConfig {
+    /// Name, for logs and status.
+    pub name: String,
+    /// One TUN queue per worker.
+    pub queues: Vec<TunQueue>,
+    /// The peer's ESP address (port ignored for raw ESP).
+    pub peer: SocketAddr,
+    /// Encapsulation.
+    pub encap: Encap,
+    /// Largest inner packet sent into the tunnel; larger ones are fragmented or answered with
+    /// ICMP (RFC 1191, RFC 8201).
+    pub mtu: u16,
+    /// Clamp the TCP MSS of SYNs to this value for IPv4 (IPv6 gets 20 less); `None` = off.
+    pub mss: Option<u16>,
+    /// Source address for ICMPv4 errors (the tunnel's inside IPv4 address).
+    pub icmp_src_v4: Option<IpAddr>,
+    /// Source address for ICMPv6 errors (the tunnel's inside IPv6 address).
+    pub icmp_src_v6: Option<IpAddr>,
+    /// NAT keepalive interval for ESP in UDP (RFC 3948 §2.3).
+    pub keepalive: Option<Duration>,
+}
+
+/// What workers share about one tunnel.
+#[derive(Debug)]
+pub struct TunnelState {
+    /// Name.
+    pub name: String,
+    /// Encapsulation.
+    pub encap: Encap,
+    /// Where ESP goes: updated when authenticated ESP arrives from a new address (NAT rebinding).
+    pub peer: ArcSwap<SocketAddr>,
+    /// Tunnel MTU.
+    pub mtu: u16,
+    /// MSS clamp for IPv4 SYNs.
+    pub mss: Option<u16>,
+    /// ICMPv4 error source.
+    pub icmp_src_v4: Option<IpAddr>,
+    /// ICMPv6 error source.
+    pub icmp_src_v6: Option<IpAddr>,
+    /// NAT keepalive interval.
+    pub keepalive: Option<Duration>,
+    /// Counters.
+    pub counters: TunnelCounters,
+}
+
+pub(crate) struct Shared {
+    pub(crate) table: SaTableHandle,
+    pub(crate) tunnels: Vec<TunnelState>,
+    pub(crate) global: GlobalCounters,
+}
+
+/// A running dataplane. Dropping it stops the workers.
+pub struct Dataplane {
+    shared: Arc<Shared>,
+    stop: Arc<EventFd>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Dataplane {
+    /// Opens the sockets and starts one worker per configured worker slot.
+    pub fn start(cfg: &DataplaneConfig, tunnels: Vec<TunnelConfig>) -> io::Result<Self> {
+        if cfg.workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "workers must be at least 1",
+            ));
+        }
+        let mut per_worker: Vec<Vec<TunQueue>> = (0..cfg.workers).map(|_| Vec::new()).collect();
+        let mut states = Vec::with_capacity(tunnels.len());
+        for t in tunnels {
+            if t.queues.len() != cfg.workers {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "tunnel {} has {} queues for {} workers",
+                        t.name,
+                        t.queues.len(),
+                        cfg.workers
+                    ),
+                ));
+            }
+            for (w, q) in t.queues.into_iter().enumerate() {
+                per_worker[w].push(q);
+            }
+            states.push(TunnelState {
+                name: t.name,
+                encap: t.encap,
+                peer: ArcSwap::from_pointee(t.peer),
+                mtu: t.mtu,
+                mss: t.mss,
+                icmp_src_v4: t.icmp_src_v4,
+                icmp_src_v6: t.icmp_src_v6,
+                keepalive: t.keepalive,
+                counters: TunnelCounters::default(),
+            });
+        }
+        let shared = Arc::new(Shared {
+            table: SaTableHandle::new(states.len()),
+            tunnels: states,
+            global: GlobalCounters::default(),
+        });
+        let stop = Arc::new(EventFd::new()?);
+        // Raw ESP: one socket shared by all workers, so each packet is read once.
+        let raw = if cfg.raw_esp {
+            Some(Arc::new(bh_sys::rawesp::RawEsp::bind(
+                cfg.bind,
+                cfg.socket_buffer,
+            )?))
+        } else {
+            None
+        };
+        let cores = bh_sys::cpu::online_cpus().max(1);
+        let mut threads = Vec::with_capacity(cfg.workers);
+        for (id, queues) in per_worker.into_iter().enumerate() {
+            let udp = bh_sys::udp::UdpSocket::bind(
+                SocketAddr::new(cfg.bind, cfg.udp_port),
+                &bh_sys::udp::UdpOptions {
+                    reuse_port: true,
+                    buffer: cfg.socket_buffer,
+                },
+            )?;
+            let w = worker::Worker::new(
+                id,
+                Arc::clone(&shared),
+                queues,
+                udp,
+                raw.clone(),
+                Arc::clone(&stop),
+                cfg.max_packet,
+            )?;
+            let pin = cfg.pin.then_some(id % cores);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("bh-worker-{id}"))
+                    .spawn(move || {
+                        if let Some(core) = pin {
+                            if let Err(e) = bh_sys::cpu::pin_current_thread(core) {
+                                tracing::warn!(worker = id, core, error = %e, "could not pin worker");
+                            }
+                        }
+                        w.run();
+                    })?,
+            );
+        }
+        Ok(Self {
+            shared,
+            stop,
+            threads,
+        })
+    }
+
+    /// The SA table, to install and remove SAs.
+    pub fn sas(&self) -> &SaTableHandle {
+        &self.shared.table
+    }
+
+    /// The tunnels, in configuration order.
+    pub fn tunnels(&self) -> &[TunnelState] {
+        &self.shared.tunnels
+    }
+
+    /// Counters of traffic that belongs to no tunnel.
+    pub fn global(&self) -> GlobalSnapshot {
+        self.shared.global.snapshot()
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.stop.notify();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,244 @@
+//! `bridgehead daemon`: bring up the configured tunnels and run the dataplane until stopped.
+//!
+//! For each tunnel it creates the multi-queue TUN device `bh-<name>`, sets its MTU from the
+//! suite and encapsulation overhead, adds the inside addresses and static routes (tagged with
+//! [`RTPROT_BRIDGEHEAD`]), installs the manual SAs, and serves the control socket. The device,
+//! its addresses and its routes disappear with the process.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use bh_config::{Config, Encap as CfgEncap, MssClamp, Tunnel};
+use bh_crypto::EspTransform;
+use bh_dataplane::{Dataplane, DataplaneConfig, Encap, TunnelConfig};
+use bh_esp::{InboundSa, OutboundSa};
+use bh_sys::link::Netlink;
+use bh_sys::tun::Tun;
+use serde_json::json;
+
+/// `rtm_protocol` of the routes bridgehead installs, so they can be told apart from others'
+/// (`ip route show proto 0xbe`).
+pub const RTPROT_BRIDGEHEAD: u8 = 0xbe;
+
+/// Underlay MTU assumed when deriving the tunnel MTU.
+pub const UNDERLAY_MTU: u16 = 1500;
+
+/// The largest packet a worker buffer holds (jumbo underlay).
+const MAX_PACKET: usize = 9216;
+
+/// What the daemon knows about one tunnel for status.
+struct TunnelInfo {
+    device: String,
+    mtu: u16,
+    suite: &'static str,
+    esn: bool,
+    out_spi: u32,
+    in_spi: u32,
+    out: Arc<OutboundSa>,
+    inb: Arc<InboundSa>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: &Path, control: &Path) -> Result<()> {
+    let cfg = bh_config::load(config).map_err(|e| anyhow!("{e}"))?;
+    tracing::info!(config = %config.display(), tunnels = cfg.tunnels.len(), workers = cfg.dataplane.workers, "starting");
+    let (dp, infos) = start(&cfg)?;
+    let dp = Arc::new(dp);
+    let listener = crate::control::bind(control)?;
+    let status_dp = Arc::clone(&dp);
+    let infos = Arc::new(infos);
+    let status_infos = Arc::clone(&infos);
+    crate::control::serve(listener, control.to_owned(), move |req| match req {
+        "status" => status_json(&status_dp, &status_infos).to_string(),
+        other => json!({ "error": format!("unknown request {other:?}; try: status") }).to_string(),
+    })?;
+    tracing::info!(control = %control.display(), "ready");
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            tracing::warn!(
+                "SIGHUP: configuration reload is not implemented yet; restart to apply changes"
+            );
+            continue;
+        }
+        tracing::info!(signal = sig, "stopping");
+        break;
+    }
+    drop(infos);
+    if let Ok(dp) = Arc::try_unwrap(dp) {
+        dp.stop();
+    }
+    let _ = std::fs::remove_file(control);
+    Ok(())
+}
+
+fn start(cfg: &Config) -> Result<(Dataplane, Vec<TunnelInfo>)> {
+    let workers = cfg.dataplane.workers.max(1);
+    let mut nl = Netlink::open().context("opening rtnetlink")?;
+    let mut tunnels = Vec::new();
+    let mut pending = Vec::new();
+    for t in &cfg.tunnels {
+        let (tc, info) = bring_up(&mut nl, t, workers)
+            .with_context(|| format!("tunnel {}: bringing up bh-{}", t.name, t.name))?;
+        tunnels.push(tc);
+        pending.push(info);
+    }
+    let bind = cfg
+        .appliance
+        .private_ip
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let dp = Dataplane::start(
+        &DataplaneConfig {
+            workers,
+            bind,
+            udp_port: cfg.dataplane.udp_port,
+            socket_buffer: cfg.dataplane.socket_buffer,
+            pin: cfg.dataplane.pin_workers,
+            raw_esp: cfg.tunnels.iter().any(|t| t.encap == CfgEncap::Esp),
+            max_packet: MAX_PACKET,
+        },
+        tunnels,
+    )
+    .context("starting the dataplane")?;
+    for (i, info) in pending.iter().enumerate() {
+        dp.sas().add_inbound(i, Arc::clone(&info.inb));
+        dp.sas().set_outbound(i, Some(Arc::clone(&info.out)));
+        tracing::info!(
+            tunnel = %cfg.tunnels[i].name,
+            device = %info.device,
+            mtu = info.mtu,
+            suite = info.suite,
+            out_spi = %format_args!("{:#010x}", info.out_spi),
+            in_spi = %format_args!("{:#010x}", info.in_spi),
+            "manual SAs installed"
+        );
+    }
+    Ok((dp, pending))
+}
+
+fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfig, TunnelInfo)> {
+    let manual = t
+        .manual
+        .as_ref()
+        .context("no [tunnel.manual] section (IKE is not available yet)")?;
+    let suite = manual.suite;
+    let device = format!("bh-{}", t.name);
+    let udp = t.encap == CfgEncap::Udp;
+    let mtu = t
+        .mtu
+        .unwrap_or_else(|| bh_packet::mtu::tunnel_mtu(UNDERLAY_MTU, &suite, udp, t.peer.is_ipv6()));
+    let tun = Tun::create(&device, workers).with_context(|| format!("creating TUN {device}"))?;
+    let idx = bh_sys::link::ifindex(&device)?;
+    nl.set_mtu(idx, u32::from(mtu))?;
+    for p in &t.inside {
+        nl.add_address(idx, p.addr, p.len)
+            .with_context(|| format!("adding {p} to {device}"))?;
+    }
+    nl.set_up(idx)?;
+    // Reverse-path filtering would drop what arrives on the tunnel for prefixes routed
+    // elsewhere; the SA already authenticates the traffic.
+    let _ = bh_sys::link::set_sysctl(&format!("net/ipv4/conf/{device}/rp_filter"), "0");
+    for r in &t.routes {
+        nl.add_route(r.addr, r.len, idx, 0, RTPROT_BRIDGEHEAD)
+            .with_context(|| format!("adding route {r} via {device}"))?;
+    }
+    let mss = match t.mss_clamp {
+        MssClamp::Auto => Some(bh_packet::mss::mss_for_mtu(mtu, false)),
+        MssClamp::Off => None,
+        MssClamp::Fixed(v) => Some(v),
+    };
+    let out = OutboundSa::new(
+        manual.outbound.spi,
+        EspTransform::new(suite, &manual.outbound.key)?,
+        manual.esn,
+    )?;
+    let inb = InboundSa::new(
+        manual.inbound.spi,
+        EspTransform::new(suite, &manual.inbound.key)?,
+        manual.esn,
+        t.replay_window,
+    )?;
+    let tc = TunnelConfig {
+        name: t.name.clone(),
+        queues: tun.into_queues(),
+        peer: SocketAddr::new(t.peer, t.peer_port),
+        encap: match t.encap {
+            CfgEncap::Udp => Encap::Udp,
+            CfgEncap::Esp => Encap::Esp,
+        },
+        mtu,
+        mss,
+        icmp_src_v4: t.inside.iter().map(|p| p.addr).find(IpAddr::is_ipv4),
+        icmp_src_v6: t.inside.iter().map(|p| p.addr).find(IpAddr::is_ipv6),
+        keepalive: if udp { t.nat_keepalive } else { None },
+    };
+    let info = TunnelInfo {
+        device,
+        mtu,
+        suite: suite.name().unwrap_or("?"),
+        esn: manual.esn,
+        out_spi: manual.outbound.spi,
+        in_spi: manual.inbound.spi,
+        out: Arc::new(out),
+        inb: Arc::new(inb),
+    };
+    Ok((tc, info))
+}
+
+fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
+    let g = dp.global();
+    let tunnels: Vec<_> = dp
+        .tunnels()
+        .iter()
+        .zip(infos)
+        .map(|(t, i)| {
+            let c = t.counters.snapshot();
+            let o = i.out.counters().snapshot();
+            let n = i.inb.counters().snapshot();
+            json!({
+                "name": t.name,
+                "device": i.device,
+                "peer": t.peer.load().to_string(),
+                "encap": match t.encap { Encap::Udp => "udp", Encap::Esp => "esp" },
+                "mtu": i.mtu,
+                "mss": t.mss,
+                "keying": "manual",
+                "state": "up",
+                "suite": i.suite,
+                "esn": i.esn,
+                "outbound": {
+                    "spi": format!("{:#010x}", i.out_spi),
+                    "packets": o.packets, "bytes": o.bytes,
+                    "next_seq": i.out.next_seq(),
+                    "drops": { "exhausted": o.exhausted },
+                },
+                "inbound": {
+                    "spi": format!("{:#010x}", i.in_spi),
+                    "packets": n.packets, "bytes": n.bytes,
+                    "highest_seq": i.inb.highest_seq(),
+                    "drops": { "replay": n.replay, "icv": n.icv, "malformed": n.malformed, "dummy": n.dummy },
+                },
+                "tun": {
+                    "rx_packets": c.tun_rx_packets, "tx_packets": c.tun_tx_packets,
+                    "invalid": c.tun_rx_invalid, "no_sa": c.no_sa, "fragmented": c.fragmented,
+                    "icmp_too_big": c.icmp_too_big, "oversize_dropped": c.oversize_dropped,
+                    "mss_clamped": c.mss_clamped, "send_errors": c.send_errors,
+                    "write_errors": c.tun_write_errors, "keepalives_sent": c.keepalives_sent,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "tunnels": tunnels,
+        "socket": {
+            "rx_datagrams": g.rx_datagrams, "malformed": g.malformed, "truncated": g.truncated,
+            "unknown_spi": g.unknown_spi, "ike": g.ike, "keepalives": g.keepalives,
+        },
+    })
+}

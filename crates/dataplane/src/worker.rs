@@ -1,0 +1,513 @@
+//! One dataplane worker: its TUN queue of every tunnel, its UDP socket, and the shared raw ESP
+//! socket, polled with epoll and moved in batches.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bh_crypto::random::{FastRng, SecureRandom};
+use bh_esp::{InnerProto, NAT_KEEPALIVE, OpenError, PacketBuf, SealError, Udp4500};
+use bh_packet::frag::Fragmenter;
+use bh_packet::ip::Ipv4Header;
+use bh_sys::poll::{Epoll, EventFd, Events};
+use bh_sys::rawesp::RawEsp;
+use bh_sys::tun::TunQueue;
+use bh_sys::udp::UdpSocket;
+use bh_sys::{RecvMeta, SendMsg};
+
+use crate::counters::{GlobalSnapshot, TunnelSnapshot};
+use crate::{BATCH, Encap, Shared};
+
+const TOKEN_STOP: u64 = 0;
+const TOKEN_UDP: u64 = 1;
+const TOKEN_RAW: u64 = 2;
+const TOKEN_TUN: u64 = 16;
+
+/// Batches handled per readiness event before the worker looks at its other descriptors.
+const ROUNDS: usize = 8;
+
+/// Slots kept free in a TX batch for the fragments of one packet (a 9000-byte packet into a
+/// 1280-byte MTU makes 8).
+const MAX_FRAGMENTS: usize = 8;
+
+/// Room for an ICMP error and for the copy of a packet being fragmented.
+const SCRATCH: usize = 65_536;
+
+pub(crate) struct Worker {
+    id: usize,
+    shared: Arc<Shared>,
+    tun: Vec<TunQueue>,
+    udp: UdpSocket,
+    raw: Option<Arc<RawEsp>>,
+    _stop: Arc<EventFd>,
+    epoll: Epoll,
+    bufs: Vec<PacketBuf>,
+    metas: [RecvMeta; BATCH],
+    scratch: Box<[u8]>,
+    max_packet: usize,
+    next_keepalive: Vec<Option<Instant>>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        tun: Vec<TunQueue>,
+        udp: UdpSocket,
+        raw: Option<Arc<RawEsp>>,
+        stop: Arc<EventFd>,
+        max_packet: usize,
+    ) -> io::Result<Self> {
+        let epoll = Epoll::new()?;
+        epoll.add(stop.as_raw_fd(), TOKEN_STOP)?;
+        epoll.add(udp.as_raw_fd(), TOKEN_UDP)?;
+        if let Some(r) = &raw {
+            epoll.add(r.as_raw_fd(), TOKEN_RAW)?;
+        }
+        for (i, q) in tun.iter().enumerate() {
+            epoll.add(q.as_raw_fd(), TOKEN_TUN + i as u64)?;
+        }
+        let now = Instant::now();
+        let next_keepalive = shared
+            .tunnels
+            .iter()
+            .map(|t| match (t.encap, t.keepalive) {
+                (Encap::Udp, Some(_)) if id == 0 => Some(now),
+                _ => None,
+            })
+            .collect();
+        Ok(Self {
+            id,
+            shared,
+            tun,
+            udp,
+            raw,
+            _stop: stop,
+            epoll,
+            bufs: (0..BATCH).map(|_| PacketBuf::new(max_packet)).collect(),
+            metas: [RecvMeta::default(); BATCH],
+            scratch: vec![0u8; SCRATCH].into_boxed_slice(),
+            max_packet,
+            next_keepalive,
+        })
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(16 + self.tun.len());
+        tracing::debug!(worker = self.id, "worker running");
+        loop {
+            let timeout = self.keepalive_timeout_ms();
+            if let Err(e) = self.epoll.wait(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(worker = self.id, error = %e, "epoll failed; worker stops");
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                match ev.token {
+                    TOKEN_STOP => return,
+                    TOKEN_UDP => self.receive(false),
+                    TOKEN_RAW => self.receive(true),
+                    t => {
+                        if let Some(i) = t.checked_sub(TOKEN_TUN) {
+                            self.transmit(i as usize);
+                        }
+                    }
+                }
+            }
+            self.send_keepalives();
+        }
+    }
+
+    fn keepalive_timeout_ms(&self) -> i32 {
+        let now = Instant::now();
+        self.next_keepalive
+            .iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(now).as_millis())
+            .min()
+            .map_or(1000, |ms| ms.min(1000) as i32)
+    }
+
+    /// RFC 3948 §2.3: a one-octet 0xFF datagram keeps the NAT mapping open.
+    fn send_keepalives(&mut self) {
+        let now = Instant::now();
+        for (i, slot) in self.next_keepalive.iter_mut().enumerate() {
+            let Some(due) = *slot else { continue };
+            if due > now {
+                continue;
+            }
+            let Some(t) = self.shared.tunnels.get(i) else {
+                continue;
+            };
+            let peer = **t.peer.load();
+            if self.udp.send_to(&NAT_KEEPALIVE, peer).is_ok() {
+                t.counters.add(&TunnelSnapshot {
+                    keepalives_sent: 1,
+                    ..Default::default()
+                });
+            }
+            *slot = t.keepalive.map(|k| now + k);
+        }
+    }
+
+    /// TUN queue of tunnel `t` is readable: read, check, seal and send batches.
+    fn transmit(&mut self, t: usize) {
+        for _ in 0..ROUNDS {
+            let mut tally = TunnelSnapshot::default();
+            let mut n = 0;
+            let mut drained = false;
+            while n + MAX_FRAGMENTS <= BATCH {
+                let Some(q) = self.tun.get(t) else { return };
+                let Some(buf) = self.bufs.get_mut(n) else {
+                    break;
+                };
+                let room = buf.reset_for_read();
+                let cap = self.max_packet.min(room.len());
+                match q.read(&mut room[..cap]) {
+                    Ok(len) if len > 0 => {
+                        let _ = buf.set_len(len);
+                    }
+                    Ok(_) => {
+                        drained = true;
+                        break;
+                    }
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            tracing::warn!(worker = self.id, error = %e, "TUN read failed");
+                        }
+                        drained = true;
+                        break;
+                    }
+                }
+                tally.tun_rx_packets += 1;
+                n += self.prepare_outbound(t, n, &mut tally);
+            }
+            if n > 0 {
+                self.seal_and_send(t, n, &mut tally);
+            }
+            if let Some(st) = self.shared.tunnels.get(t) {
+                st.counters.add(&tally);
+            }
+            if drained {
+                return;
+            }
+        }
+    }
+
+    /// Checks the inner packet in slot `n` against the tunnel MTU and clamps its MSS. Returns
+    /// how many slots from `n` now hold packets to seal: 0 (dropped or answered with ICMP),
+    /// 1, or the number of IPv4 fragments.
+    fn prepare_outbound(&mut self, t: usize, n: usize, tally: &mut TunnelSnapshot) -> usize {
+        let Some(st) = self.shared.tunnels.get(t) else {
+            return 0;
+        };
+        let (mtu, mss) = (usize::from(st.mtu), st.mss);
+        let Some(buf) = self.bufs.get_mut(n) else {
+            return 0;
+        };
+        let version = bh_packet::ip::inner_version(buf.data());
+        let len = buf.len();
+        match version {
+            Some(4) if len > mtu => {
+                let df = Ipv4Header::parse(buf.data()).is_some_and(|h| h.dont_fragment());
+                if df {
+                    self.answer_too_big(t, n, tally);
+                    return 0;
+                }
+                self.fragment(t, n, tally)
+            }
+            Some(6) if len > mtu => {
+                self.answer_too_big(t, n, tally);
+                0
+            }
+            Some(v @ (4 | 6)) => {
+                if let Some(mss) = mss {
+                    let mss = if v == 6 { mss.saturating_sub(20) } else { mss };
+                    if bh_packet::mss::clamp_mss(buf.data_mut(), mss) {
+                        tally.mss_clamped += 1;
+                    }
+                }
+                1
+            }
+            _ => {
+                tally.tun_rx_invalid += 1;
+                0
+            }
+        }
+    }
+
+    /// RFC 1191 / RFC 8201: tell the sender the tunnel MTU.
+    fn answer_too_big(&mut self, t: usize, n: usize, tally: &mut TunnelSnapshot) {
+        let Some(st) = self.shared.tunnels.get(t) else {
+            return;
+        };
+        let (Some(buf), Some(q)) = (self.bufs.get(n), self.tun.get(t)) else {
+            return;
+        };
+        let src = match bh_packet::ip::inner_version(buf.data()) {
+            Some(4) => st.icmp_src_v4,
+            _ => st.icmp_src_v6,
+        };
+        let written = src
+            .and_then(|src| bh_packet::icmp::too_big(buf.data(), st.mtu, src, &mut self.scratch));
+        match written.and_then(|len| self.scratch.get(..len)) {
+            Some(icmp) if q.write(icmp).is_ok() => tally.icmp_too_big += 1,
+            _ => tally.oversize_dropped += 1,
+        }
+    }
+
+    /// RFC 791 fragmentation before encryption, for IPv4 packets with DF clear.
+    fn fragment(&mut self, t: usize, n: usize, tally: &mut TunnelSnapshot) -> usize {
+        let Some(st) = self.shared.tunnels.get(t) else {
+            return 0;
+        };
+        let mtu = st.mtu;
+        let Some(buf) = self.bufs.get(n) else {
+            return 0;
+        };
+        let len = buf.len();
+        let Some(copy) = self.scratch.get_mut(..len) else {
+            tally.oversize_dropped += 1;
+            return 0;
+        };
+        copy.copy_from_slice(buf.data());
+        let Ok(mut frag) = Fragmenter::new(copy, mtu) else {
+            tally.oversize_dropped += 1;
+            return 0;
+        };
+        if frag.count() > MAX_FRAGMENTS {
+            tally.oversize_dropped += 1;
+            return 0;
+        }
+        let mut made = 0;
+        while let Some(slot) = self.bufs.get_mut(n + made) {
+            let room = slot.reset_for_read();
+            match frag.write_next(room) {
+                Ok(Some(flen)) => {
+                    let _ = slot.set_len(flen);
+                    made += 1;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tally.oversize_dropped += 1;
+                    return 0;
+                }
+            }
+        }
+        tally.fragmented += 1;
+        made
+    }
+
+    fn seal_and_send(&mut self, t: usize, n: usize, tally: &mut TunnelSnapshot) {
+        let table = self.shared.table.load();
+        let Some(sa) = table.outbound.get(t).and_then(Option::as_ref) else {
+            tally.no_sa += n as u64;
+            return;
+        };
+        let Some(st) = self.shared.tunnels.get(t) else {
+            return;
+        };
+        let mut results: [Result<(), SealError>; BATCH] = std::array::from_fn(|_| Ok(()));
+        let mut rng = FastRng::new();
+        sa.seal_batch(&mut self.bufs[..n], &mut results[..n], &mut |iv| {
+            rng.fill(iv)
+        });
+        let peer = **st.peer.load();
+        let mut msgs = [SendMsg {
+            data: &[],
+            dst: peer,
+        }; BATCH];
+        let mut m = 0;
+        for (buf, r) in self.bufs[..n].iter().zip(&results[..n]) {
+            if r.is_ok() {
+                msgs[m].data = buf.data();
+                m += 1;
+            }
+        }
+        let mut off = 0;
+        while off < m {
+            let sent = match (st.encap, &self.raw) {
+                (Encap::Esp, Some(raw)) => raw.send_batch(&msgs[off..m]),
+                _ => self.udp.send_batch(&msgs[off..m]),
+            };
+            match sent {
+                Ok(k) if k > 0 => off += k,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(worker = self.id, error = %e, "ESP send failed");
+                    break;
+                }
+            }
+        }
+        tally.send_errors += (m - off) as u64;
+    }
+
+    /// A socket is readable: receive, demultiplex, open and deliver batches.
+    fn receive(&mut self, raw: bool) {
+        for _ in 0..ROUNDS {
+            let got = {
+                let mut it = self.bufs.iter_mut();
+                let mut slices: [&mut [u8]; BATCH] = std::array::from_fn(|_| {
+                    it.next().map(PacketBuf::reset_for_read).unwrap_or_default()
+                });
+                match (raw, &self.raw) {
+                    (true, Some(r)) => r.recv_batch(&mut slices, &mut self.metas),
+                    _ => self.udp.recv_batch(&mut slices, &mut self.metas),
+                }
+            };
+            let m = match got {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(worker = self.id, error = %e, "ESP receive failed");
+                    return;
+                }
+            };
+            if m == 0 {
+                return;
+            }
+            for (buf, meta) in self.bufs.iter_mut().zip(&self.metas[..m]) {
+                let _ = buf.set_len(meta.len);
+            }
+            self.open_and_deliver(m, raw);
+            if m < BATCH {
+                return;
+            }
+        }
+    }
+
+    fn open_and_deliver(&mut self, m: usize, raw: bool) {
+        let table = self.shared.table.load();
+        let mut g = GlobalSnapshot {
+            rx_datagrams: m as u64,
+            ..Default::default()
+        };
+        let mut results: [Result<InnerProto, OpenError>; BATCH] =
+            std::array::from_fn(|_| Err(OpenError::BadLength));
+        let mut i = 0;
+        while i < m {
+            let Some(spi) = self.esp_spi(i, raw, &mut g) else {
+                i += 1;
+                continue;
+            };
+            let Some(entry) = table.inbound.get(&spi) else {
+                g.unknown_spi += 1;
+                i += 1;
+                continue;
+            };
+            // The run of datagrams for the same SA is opened as one batch.
+            let mut j = i + 1;
+            while j < m && self.peek_spi(j, raw) == Some(spi) {
+                j += 1;
+            }
+            entry
+                .sa
+                .open_batch(&mut self.bufs[i..j], &mut results[i..j]);
+            let Some(st) = self.shared.tunnels.get(entry.tunnel) else {
+                i = j;
+                continue;
+            };
+            let mut tally = TunnelSnapshot::default();
+            let mut authenticated_src = None;
+            for k in i..j {
+                if results[k].is_err() {
+                    continue;
+                }
+                authenticated_src = Some(self.metas[k].src);
+                let buf = &mut self.bufs[k];
+                if let Some(mss) = st.mss {
+                    let v6 = bh_packet::ip::inner_version(buf.data()) == Some(6);
+                    let mss = if v6 { mss.saturating_sub(20) } else { mss };
+                    if bh_packet::mss::clamp_mss(buf.data_mut(), mss) {
+                        tally.mss_clamped += 1;
+                    }
+                }
+                match self.tun.get(entry.tunnel).map(|q| q.write(buf.data())) {
+                    Some(Ok(_)) => tally.tun_tx_packets += 1,
+                    _ => tally.tun_write_errors += 1,
+                }
+            }
+            if let Some(src) = authenticated_src {
+                self.follow_peer(entry.tunnel, src, raw);
+            }
+            st.counters.add(&tally);
+            i = j;
+        }
+        self.shared.global.add(&g);
+    }
+
+    /// The SPI of datagram `i` if it is ESP; counts what it is otherwise.
+    fn esp_spi(&self, i: usize, raw: bool, g: &mut GlobalSnapshot) -> Option<u32> {
+        if self.metas[i].truncated {
+            g.truncated += 1;
+            return None;
+        }
+        let data = self.bufs[i].data();
+        if raw {
+            return match data.first_chunk::<4>().map(|s| u32::from_be_bytes(*s)) {
+                Some(spi) if data.len() >= 8 && spi >= 256 => Some(spi),
+                _ => {
+                    g.malformed += 1;
+                    None
+                }
+            };
+        }
+        match Udp4500::classify(data) {
+            Udp4500::Esp(esp) => esp.first_chunk::<4>().map(|s| u32::from_be_bytes(*s)),
+            Udp4500::Ike(_) => {
+                // The IKE engine is not wired to the dataplane yet; counted and dropped.
+                g.ike += 1;
+                None
+            }
+            Udp4500::NatKeepalive => {
+                g.keepalives += 1;
+                None
+            }
+            Udp4500::Malformed(_) => {
+                g.malformed += 1;
+                None
+            }
+        }
+    }
+
+    fn peek_spi(&self, i: usize, raw: bool) -> Option<u32> {
+        if self.metas[i].truncated {
+            return None;
+        }
+        let data = self.bufs[i].data();
+        let esp = if raw {
+            data
+        } else {
+            match Udp4500::classify(data) {
+                Udp4500::Esp(esp) => esp,
+                _ => return None,
+            }
+        };
+        esp.first_chunk::<4>()
+            .map(|s| u32::from_be_bytes(*s))
+            .filter(|_| esp.len() >= 8)
+    }
+
+    /// NAT rebinding: authenticated ESP from a new address moves the tunnel's peer there.
+    fn follow_peer(&self, t: usize, src: SocketAddr, raw: bool) {
+        let Some(st) = self.shared.tunnels.get(t) else {
+            return;
+        };
+        let cur = **st.peer.load();
+        let new = if raw {
+            SocketAddr::new(src.ip(), cur.port())
+        } else {
+            src
+        };
+        if new != cur && !is_unspecified(new.ip()) {
+            tracing::info!(tunnel = %st.name, from = %cur, to = %new, "peer address changed");
+            st.peer.store(Arc::new(new));
+        }
+    }
+}
+
+fn is_unspecified(ip: IpAddr) -> bool {
+    ip.is_unspecified()
+}
