@@ -8,9 +8,13 @@
 /// (8 octets) and the largest IV (16 octets), rounded up.
 pub const HEADROOM: usize = 64;
 
-/// Octets kept after the largest packet the buffer was sized for: padding to a 16-octet block
-/// (up to 15), pad length and next header (2), and the largest ICV (32), rounded up.
-pub const TAILROOM: usize = 64;
+/// Octets kept after the largest packet the buffer was sized for: room for padding to a
+/// 16-octet block (up to 15), pad length and next header (2) and the largest ICV (32) when
+/// sealing; and, when receiving, room for the whole ESP overhead of the largest suite
+/// (8 + 16 + 15 + 2 + 32 = 73 octets, AES-CBC with HMAC-SHA-512), so that a datagram carrying
+/// an inner packet of the buffer's `max_packet` fits in what
+/// [`reset_for_read`](PacketBuf::reset_for_read) returns. Rounded up.
+pub const TAILROOM: usize = 80;
 
 /// The requested change does not fit the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -443,3 +443,28 @@ fn no_room_and_non_ip_are_counted_on_the_outbound_side() {
     assert_eq!(res, vec![Err(SealError::NotIp), Err(SealError::NoRoom)]);
     assert_eq!(out.counters().snapshot().malformed, 2);
 }
+
+#[test]
+fn a_full_size_packet_seals_in_its_buffer_and_its_datagram_fits_a_receive_buffer() {
+    for &(name, suite) in SUITE_NAMES {
+        for v6 in [false, true] {
+            let (out, inb) = pair(suite, false);
+            let p = if v6 { ipv6(1500, 3) } else { ipv4(1500, 3) };
+            let mut tx = PacketBuf::new(1500);
+            tx.load(&p).unwrap();
+            out.seal(&mut tx, &mut counter_iv()).unwrap();
+            let mut rx = PacketBuf::new(1500);
+            let room = rx.reset_for_read();
+            assert!(
+                room.len() >= tx.len(),
+                "{name}: {} < {}",
+                room.len(),
+                tx.len()
+            );
+            room[..tx.len()].copy_from_slice(tx.data());
+            rx.set_len(tx.len()).unwrap();
+            assert!(inb.open(&mut rx).is_ok(), "{name}");
+            assert_eq!(rx.data(), &p[..], "{name}");
+        }
+    }
+}
