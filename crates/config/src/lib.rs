@@ -10,6 +10,13 @@
 //! metadata); it does not watch files, apply anything to the system, or talk to peers. IKE
 //! settings do not exist yet: every tunnel needs `[tunnel.manual]`. The format is described in
 //! `docs/configuration.md`.
+//!
+//! Secrets: file bytes are read into wiped buffers, every string the TOML parser hands over is
+//! moved into a wiped buffer, and keys are decoded from there straight into
+//! [`zeroize::Zeroizing`] buffers; no error or `Debug` output shows a key. Two copies are outside
+//! this crate's reach: a key string written with TOML escapes is assembled by the parser in its
+//! own growing buffer, and on a TOML *syntax* error `toml` keeps a copy of the whole text to quote
+//! from (this crate only uses the error's message and span, never that quote).
 
 #![forbid(unsafe_code)]
 

@@ -1354,3 +1354,73 @@ impl Checker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        let src = Src {
+            name: Path::new("f"),
+            text: "a = 1\n# é é\nb = 2",
+        };
+        assert_eq!(src.pos(0), (1, 1));
+        assert_eq!(src.pos(6), (2, 1));
+        // "# é é" is 7 bytes; `b` starts at byte 14.
+        assert_eq!(src.pos(14), (3, 1));
+        // The second é (byte 11) is the 5th character of line 2.
+        assert_eq!(src.pos(11), (2, 5));
+        // Inside a multi-byte character or past the end: clamped, never a panic.
+        assert_eq!(src.pos(9), (2, 3));
+        assert_eq!(src.pos(1000), (3, 6));
+    }
+
+    #[test]
+    fn hex_decoding() {
+        assert_eq!(decode_hex("0x0aFf").unwrap().as_slice(), &[0x0a, 0xff]);
+        assert_eq!(decode_hex("0X00").unwrap().as_slice(), &[0]);
+        assert_eq!(decode_hex("abcd").unwrap().as_slice(), &[0xab, 0xcd]);
+        assert_eq!(decode_hex("0x"), Err(HexProblem::Empty));
+        assert_eq!(decode_hex(""), Err(HexProblem::Empty));
+        assert_eq!(decode_hex("0xabc"), Err(HexProblem::OddLength(3)));
+        assert_eq!(decode_hex("0xab:cd"), Err(HexProblem::NotHexDigit(5)));
+        assert_eq!(decode_hex("éé"), Err(HexProblem::NotHexDigit(1)));
+    }
+
+    #[test]
+    fn host_bits_and_networks() {
+        let a: IpAddr = "10.2.3.4".parse().unwrap();
+        assert_eq!(
+            host_bits(a, 16),
+            (false, false, "10.2.0.0".parse().unwrap())
+        );
+        assert_eq!(host_bits(a, 32), (true, true, a));
+        assert_eq!(host_bits(a, 0).2, "0.0.0.0".parse::<IpAddr>().unwrap());
+        let b: IpAddr = "169.254.10.3".parse().unwrap();
+        assert_eq!(
+            host_bits(b, 30),
+            (false, true, "169.254.10.0".parse().unwrap())
+        );
+        let c: IpAddr = "fd02::1".parse().unwrap();
+        assert_eq!(host_bits(c, 64), (false, false, "fd02::".parse().unwrap()));
+        assert_eq!(host_bits(c, 128), (true, true, c));
+    }
+
+    #[test]
+    fn suggestions_are_close_keys_only() {
+        assert_eq!(suggest("peer_prot", TUNNEL_KEYS), Some("peer_port"));
+        assert_eq!(suggest("rotues", TUNNEL_KEYS), Some("routes"));
+        assert_eq!(suggest("bgp", TUNNEL_KEYS), None);
+        assert_eq!(suggest(&"x".repeat(100), TUNNEL_KEYS), None);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn same_key_compares_whole_keys() {
+        assert!(same_key(&[1, 2, 3], &[1, 2, 3]));
+        assert!(!same_key(&[1, 2, 3], &[1, 2, 4]));
+        assert!(!same_key(&[1, 2], &[1, 2, 3]));
+    }
+}

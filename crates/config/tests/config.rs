@@ -797,6 +797,34 @@ fn no_key_bytes_in_debug_or_errors() {
     assert!(!errs.to_string().contains("abab"), "{errs}");
 }
 
+#[test]
+fn dotted_keys_and_inline_tables_work_like_sections() {
+    let text = String::from(
+        "[[tunnel]]\nname = \"x\"\npeer = \"192.0.2.1\"\nmanual.suite = \"aes128gcm16\"\n\
+         manual.outbound_spi = 256\nmanual = { inbound_spi = 257 }\n",
+    );
+    // A table may not be both dotted and inline: that is TOML's rule, a syntax error.
+    assert!(matches!(
+        errors_of(&text).errors[0].kind,
+        ErrorKind::Syntax { .. }
+    ));
+    let text = format!(
+        "[[tunnel]]\nname = \"x\"\npeer = \"192.0.2.1\"\nmanual.suite = \"aes128gcm16\"\n\
+         manual.outbound_spi = 256\nmanual.inbound_spi = 257\nmanual.outbound_key = \"{}\"\n\
+         manual.inbound_key = \"{}\"\nmanual.esm = true\n",
+        key("01", 20),
+        key("02", 20)
+    );
+    // The implicit `manual` table has no span of its own: errors in it still get their line.
+    let e = one_error(&text, 9, "tunnel[0].manual.esm");
+    assert!(e.to_string().contains("did you mean `esn`?"), "{e}");
+    let files = files();
+    let text = text.replace("manual.esm = true\n", "");
+    let cfg = parse(Path::new(SRC), &text, &ctx(&files)).unwrap();
+    assert_eq!(cfg.tunnels[0].manual.as_ref().unwrap().inbound.spi, 257);
+    assert_eq!(cfg.tunnels[0].device_name(), "bh-x");
+}
+
 /// A small deterministic generator for the mutation test.
 struct XorShift(u64);
 impl XorShift {
