@@ -12,7 +12,8 @@
 //!   and the checks when removing them.
 //! - [`sa`]: [`OutboundSa`] and [`InboundSa`], which number, seal, check, open and count over
 //!   batches: one atomic operation per outbound batch for sequence numbers, two window locks
-//!   per inbound batch, counters added once per batch, and no allocation per packet.
+//!   per inbound batch (per [`sa::OPEN_CHUNK`] = 64 packets), decryption outside the lock,
+//!   counters added once per batch, and no allocation per packet.
 //! - [`fuzzing`]: the entry point of the fuzz target and its corpus test.
 //!
 //! What it does not do: no I/O (no sockets, no TUN, no clock, no OS randomness: CBC IVs come
