@@ -4,26 +4,13 @@
 //! keys (see `bh_esp::fuzzing`), sequence numbers from 1, and CBC IVs from a counter.
 
 use bh_esp::PacketBuf;
-use bh_esp::fuzzing::{outbound_sa, params};
+use bh_esp::fuzzing::{outbound_sa, params, sample_inner};
 use std::path::PathBuf;
-
-/// A small inner IPv4 (`v6 = false`) or IPv6 packet.
-fn inner(v6: bool, len: usize) -> Vec<u8> {
-    let mut p: Vec<u8> = (0..len).map(|i| i as u8).collect();
-    if v6 {
-        p[0] = 0x60;
-        p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
-    } else {
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    }
-    p
-}
 
 fn sealed(spi: u32, v6: bool, len: usize) -> Vec<u8> {
     let sa = outbound_sa(spi).expect("fuzz SPIs are not reserved");
     let mut b = PacketBuf::new(len);
-    b.load(&inner(v6, len)).expect("sized for it");
+    b.load(&sample_inner(v6, len)).expect("sized for it");
     let mut n = 0u8;
     sa.seal(&mut b, &mut |iv: &mut [u8]| {
         for x in iv {

@@ -52,6 +52,25 @@ pub fn outbound_sa(spi: u32) -> Option<OutboundSa> {
     OutboundSa::new(spi, t, esn).ok()
 }
 
+/// A well-formed inner IPv4 (`v6 = false`, `len >= 20`) or IPv6 (`len >= 40`) packet of
+/// `len` octets for seeds and tests: octet `i` is `i`, then the version, and the length field.
+/// Shorter lengths give a truncated header (which a seal still accepts, and an open refuses).
+pub fn sample_inner(v6: bool, len: usize) -> Vec<u8> {
+    let mut p: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    let (at, field) = if v6 {
+        (4, len.saturating_sub(40))
+    } else {
+        (2, len)
+    };
+    if let Some(first) = p.first_mut() {
+        *first = if v6 { 0x60 } else { 0x45 };
+    }
+    if let Some(f) = p.get_mut(at..at + 2) {
+        f.copy_from_slice(&(field as u16).to_be_bytes());
+    }
+    p
+}
+
 /// Classifies `data` as a datagram received on UDP port 4500 and opens any ESP packet in it.
 /// `None` when it is not ESP (IKE, keepalive or malformed).
 pub fn open_datagram(data: &[u8]) -> Option<Result<InnerProto, OpenError>> {

@@ -3,7 +3,7 @@
 //! packets must open, and no altered packet may ever open.
 
 use bh_crypto::esp::SUITE_NAMES;
-use bh_esp::fuzzing::{open_datagram, outbound_sa};
+use bh_esp::fuzzing::{open_datagram, outbound_sa, sample_inner};
 use bh_esp::{OpenError, PacketBuf};
 use std::path::PathBuf;
 
@@ -26,18 +26,6 @@ impl Rng {
     }
 }
 
-fn inner(v6: bool, len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len];
-    if v6 {
-        p[0] = 0x60;
-        p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
-    } else {
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    }
-    p
-}
-
 /// Valid sealed packets for every suite, with and without ESN.
 fn fresh_valid() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -47,7 +35,7 @@ fn fresh_valid() -> Vec<Vec<u8>> {
             let sa = outbound_sa(spi).unwrap();
             let v6 = idx % 2 == 1;
             let mut b = PacketBuf::new(200);
-            b.load(&inner(v6, 40 + idx as usize * 9)).unwrap();
+            b.load(&sample_inner(v6, 40 + idx as usize * 9)).unwrap();
             sa.seal(&mut b, &mut |iv: &mut [u8]| iv.fill(idx as u8))
                 .unwrap();
             out.push(b.data().to_vec());
