@@ -5,7 +5,7 @@
 //! sequence numbers or look SAs up: [`crate::sa`] does that.
 
 /// Length of the ESP header: SPI (4 octets) and sequence number (4 octets), RFC 4303 §2.
-pub const ESP_HEADER_LEN: usize = 8;
+pub use bh_crypto::ESP_HEADER_LEN;
 
 /// The NAT-keepalive packet, a single 0xFF octet (RFC 3948 §2.3).
 pub const NAT_KEEPALIVE: [u8; 1] = [0xff];
