@@ -228,7 +228,14 @@ impl OutboundSa {
                 tally.exhausted += 1;
                 continue;
             };
-            let iv_bytes = &mut iv_buf[..iv_len];
+            let Some(iv_bytes) = iv_buf.get_mut(..iv_len) else {
+                *slot = Err(SealError::IvLength {
+                    got: MAX_IV_LEN,
+                    want: iv_len,
+                });
+                tally.malformed += 1;
+                continue;
+            };
             if suite.is_aead() {
                 iv_bytes.copy_from_slice(&seq.to_be_bytes());
             } else {
