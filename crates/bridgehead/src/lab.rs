@@ -140,7 +140,26 @@ impl Lab {
             dir,
         };
         lab.wire().context("building the lab topology")?;
+        lab.settle_ipv6(Duration::from_secs(5));
         Ok(lab)
+    }
+
+    /// Waits until duplicate address detection has finished for the link-local addresses of
+    /// the new veths; until then IPv6 neighbour discovery and ICMPv6 errors are unreliable.
+    fn settle_ipv6(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let busy = self.ns.names().iter().any(|n| {
+                self.ns
+                    .ip(n, &["-6", "addr", "show", "tentative"])
+                    .map(|o| !o.trim().is_empty())
+                    .unwrap_or(false)
+            });
+            if !busy {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn wire(&mut self) -> Result<()> {
