@@ -90,7 +90,7 @@ while time.time() < deadline:
         sys.exit(0)
 sys.exit(1)
 "#;
-    let mut cap = lab
+    let cap = lab
         .ns
         .exec(&lab.name(Host::Nat), "python3")
         .args(["-c", script, addr::GWA_PUBLIC])

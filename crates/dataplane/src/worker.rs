@@ -411,12 +411,15 @@ impl Worker {
             };
             let mut tally = TunnelSnapshot::default();
             let mut authenticated_src = None;
-            for k in i..j {
-                if results[k].is_err() {
+            let opened = self.bufs[i..j]
+                .iter_mut()
+                .zip(&results[i..j])
+                .zip(&self.metas[i..j]);
+            for ((buf, result), meta) in opened {
+                if result.is_err() {
                     continue;
                 }
-                authenticated_src = Some(self.metas[k].src);
-                let buf = &mut self.bufs[k];
+                authenticated_src = Some(meta.src);
                 if let Some(mss) = st.mss {
                     let v6 = bh_packet::ip::inner_version(buf.data()) == Some(6);
                     let mss = if v6 { mss.saturating_sub(20) } else { mss };
