@@ -32,6 +32,7 @@ const MAX_PACKET: usize = 9216;
 struct TunnelInfo {
     device: String,
     mtu: u16,
+    max_inner: u16,
     suite: &'static str,
     esn: bool,
     out_spi: u32,
@@ -130,9 +131,11 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
     let suite = manual.suite;
     let device = format!("bh-{}", t.name);
     let udp = t.encap == CfgEncap::Udp;
-    let mtu = t
-        .mtu
-        .unwrap_or_else(|| bh_packet::mtu::tunnel_mtu(UNDERLAY_MTU, &suite, udp, t.peer.is_ipv6()));
+    // The largest inner packet whose ESP packet fits the underlay: what the workers enforce
+    // (DF: ICMP too-big; IPv4 without DF: fragmented before encryption). The device MTU is the
+    // same unless the configuration sets a larger one.
+    let max_inner = bh_packet::mtu::tunnel_mtu(UNDERLAY_MTU, &suite, udp, t.peer.is_ipv6());
+    let mtu = t.mtu.unwrap_or(max_inner);
     let tun = Tun::create(&device, workers).with_context(|| format!("creating TUN {device}"))?;
     let idx = bh_sys::link::ifindex(&device)?;
     nl.set_mtu(idx, u32::from(mtu))?;
@@ -149,7 +152,7 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
             .with_context(|| format!("adding route {r} via {device}"))?;
     }
     let mss = match t.mss_clamp {
-        MssClamp::Auto => Some(bh_packet::mss::mss_for_mtu(mtu, false)),
+        MssClamp::Auto => Some(bh_packet::mss::mss_for_mtu(mtu.min(max_inner), false)),
         MssClamp::Off => None,
         MssClamp::Fixed(v) => Some(v),
     };
@@ -172,15 +175,24 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
             CfgEncap::Udp => Encap::Udp,
             CfgEncap::Esp => Encap::Esp,
         },
-        mtu,
+        mtu: mtu.min(max_inner),
         mss,
-        icmp_src_v4: t.inside.iter().map(|p| p.addr).find(IpAddr::is_ipv4),
-        icmp_src_v6: t.inside.iter().map(|p| p.addr).find(IpAddr::is_ipv6),
+        icmp_src_v4: t
+            .inside
+            .iter()
+            .filter(|p| p.addr.is_ipv4())
+            .find_map(far_end),
+        icmp_src_v6: t
+            .inside
+            .iter()
+            .filter(|p| p.addr.is_ipv6())
+            .find_map(far_end),
         keepalive: if udp { t.nat_keepalive } else { None },
     };
     let info = TunnelInfo {
         device,
         mtu,
+        max_inner: mtu.min(max_inner),
         suite: suite.name().unwrap_or("?"),
         esn: manual.esn,
         out_spi: manual.outbound.spi,
@@ -189,6 +201,40 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
         inb: Arc::new(inb),
     };
     Ok((tc, info))
+}
+
+/// The other host address of a point-to-point inside prefix (/30 or /31, /126 or /127): the
+/// tunnel's far end. ICMP errors about the tunnel are sent from it, as from the router at the
+/// other end of the link; our own address would be dropped as a martian source on the way in.
+fn far_end(p: &bh_config::Prefix) -> Option<IpAddr> {
+    match p.addr {
+        IpAddr::V4(a) => {
+            let a = u32::from(a);
+            let other = match p.len {
+                31 => a ^ 1,
+                30 => match a & 3 {
+                    1 => a + 1,
+                    2 => a - 1,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            Some(IpAddr::V4(other.into()))
+        }
+        IpAddr::V6(a) => {
+            let a = u128::from(a);
+            let other = match p.len {
+                127 => a ^ 1,
+                126 => match a & 3 {
+                    1 => a + 1,
+                    2 => a - 1,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            Some(IpAddr::V6(other.into()))
+        }
+    }
 }
 
 fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
@@ -207,6 +253,7 @@ fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
                 "peer": t.peer.load().to_string(),
                 "encap": match t.encap { Encap::Udp => "udp", Encap::Esp => "esp" },
                 "mtu": i.mtu,
+                "max_inner": i.max_inner,
                 "mss": t.mss,
                 "keying": "manual",
                 "state": "up",
@@ -241,4 +288,29 @@ fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
             "unknown_spi": g.unknown_spi, "ike": g.ike, "keepalives": g.keepalives,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> bh_config::Prefix {
+        let (a, l) = s.split_once('/').unwrap();
+        bh_config::Prefix {
+            addr: a.parse().unwrap(),
+            len: l.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn far_end_of_point_to_point_prefixes() {
+        let f = |s| far_end(&p(s)).map(|a| a.to_string());
+        assert_eq!(f("169.254.21.2/30").as_deref(), Some("169.254.21.1"));
+        assert_eq!(f("169.254.21.1/30").as_deref(), Some("169.254.21.2"));
+        assert_eq!(f("10.0.0.4/31").as_deref(), Some("10.0.0.5"));
+        assert_eq!(f("10.0.0.1/24"), None);
+        assert_eq!(f("fd00:10::1/126").as_deref(), Some("fd00:10::2"));
+        assert_eq!(f("fd00:10::3/127").as_deref(), Some("fd00:10::2"));
+        assert_eq!(f("fd00::1/64"), None);
+    }
 }

@@ -91,6 +91,12 @@ pub struct LabOptions {
     pub binary: PathBuf,
     /// Extra `RUST_LOG` filter for the daemons.
     pub log: String,
+    /// Carry the tunnel in raw ESP (IP protocol 50) instead of ESP in UDP; the NAT then lets
+    /// protocol 50 through (1:1 NAT needs no ports).
+    pub raw_esp: bool,
+    /// Device MTU to configure (`mtu =`), when larger than what ESP fits; the workers then
+    /// enforce the real limit themselves.
+    pub device_mtu: Option<u16>,
 }
 
 impl LabOptions {
@@ -103,6 +109,8 @@ impl LabOptions {
             workers: 2,
             binary: std::env::current_exe().context("locating the bridgehead binary")?,
             log: "info".into(),
+            raw_esp: false,
+            device_mtu: None,
         })
     }
 }
@@ -204,14 +212,22 @@ impl Lab {
             ns.sysctl(n, "net.ipv4.conf.all.rp_filter", "0")?;
             ns.sysctl(n, "net.ipv4.conf.default.rp_filter", "0")?;
         }
-        // 1:1 NAT in front of gwa, as a cloud VM's public IP; raw ESP does not pass.
-        let rules = "table ip nat {\n\
-              chain pre { type nat hook prerouting priority dstnat; ip daddr 203.0.113.10 dnat to 10.0.1.4; }\n\
-              chain post { type nat hook postrouting priority srcnat; ip saddr 10.0.1.4 snat to 203.0.113.10; }\n\
-            }\n\
-            table ip filt {\n\
-              chain forward { type filter hook forward priority 0; ip protocol esp drop; }\n\
-            }\n";
+        // 1:1 NAT in front of gwa, as a cloud VM's public IP; raw ESP does not pass unless the
+        // lab runs the tunnel over it.
+        let esp_rule = if self.opts.raw_esp {
+            ""
+        } else {
+            " ip protocol esp drop;"
+        };
+        let rules = format!(
+            "table ip nat {{\n\
+              chain pre {{ type nat hook prerouting priority dstnat; ip daddr 203.0.113.10 dnat to 10.0.1.4; }}\n\
+              chain post {{ type nat hook postrouting priority srcnat; ip saddr 10.0.1.4 snat to 203.0.113.10; }}\n\
+            }}\n\
+            table ip filt {{\n\
+              chain forward {{ type filter hook forward priority 0;{esp_rule} }}\n\
+            }}\n"
+        );
         let path = self.dir.join("nat.nft");
         std::fs::write(&path, rules)?;
         run(ns.exec(&nat, "nft").arg("-f").arg(&path))?;
@@ -226,7 +242,14 @@ impl Lab {
         let k2 = random_hex(s.key_len())?;
         let w = self.opts.workers;
         let esn = self.opts.esn;
+        let encap = if self.opts.raw_esp { "esp" } else { "udp" };
+        let mtu_line = self
+            .opts
+            .device_mtu
+            .map(|m| format!("mtu = {m}\n"))
+            .unwrap_or_default();
         let a = gateway_config(
+            encap,
             addr::GWA_PRIVATE,
             addr::GWB_PUBLIC,
             &["169.254.10.1/30", "fd00:10::1/126"],
@@ -238,6 +261,7 @@ impl Lab {
             (0x2002, &k2),
         );
         let b = gateway_config(
+            encap,
             addr::GWB_PUBLIC,
             addr::GWA_PUBLIC,
             &["169.254.10.2/30", "fd00:10::2/126"],
@@ -248,7 +272,12 @@ impl Lab {
             (0x2002, &k2),
             (0x1001, &k1),
         );
-        for (host, text) in [(Host::GwA, a), (Host::GwB, b)] {
+        for (host, mut text) in [(Host::GwA, a), (Host::GwB, b)] {
+            text = text.replacen(
+                "[tunnel.manual]",
+                &format!("{mtu_line}\n[tunnel.manual]"),
+                1,
+            );
             let cfg = self.dir.join(format!("{}.toml", host.suffix()));
             write_secret(&cfg, &text)?;
             let log = std::fs::File::create(self.dir.join(format!("{}.log", host.suffix())))?;
@@ -404,6 +433,7 @@ fn random_hex(len: usize) -> Result<zeroize::Zeroizing<String>> {
 }
 
 fn gateway_config(
+    encap: &str,
     bind: &str,
     peer: &str,
     inside: &[&str],
@@ -426,7 +456,7 @@ fn gateway_config(
         "# bridgehead lab gateway (generated)\n\
          [appliance]\nprivate_ip = \"{bind}\"\n\n\
          [dataplane]\nworkers = {workers}\n\n\
-         [[tunnel]]\nname = \"lab\"\npeer = \"{peer}\"\nencap = \"udp\"\n\
+         [[tunnel]]\nname = \"lab\"\npeer = \"{peer}\"\nencap = \"{encap}\"\n\
          inside = [{}]\nroutes = [{}]\n\n\
          [tunnel.manual]\nsuite = \"{suite}\"\nesn = {esn}\n\
          outbound_spi = {:#x}\ninbound_spi = {:#x}\n\
@@ -452,9 +482,14 @@ pub fn run_lab(opts: LabOptions, iperf_seconds: u32) -> Result<()> {
         }
     }
     println!(
-        "bridgehead lab: two sites, manual-key tunnel {} (ESN {}), {} worker(s) per gateway, gwa behind 1:1 NAT",
+        "bridgehead lab: two sites, manual-key tunnel {} (ESN {}, {}), {} worker(s) per gateway, gwa behind 1:1 NAT",
         opts.suite.name().unwrap_or("?"),
         if opts.esn { "on" } else { "off" },
+        if opts.raw_esp {
+            "raw ESP"
+        } else {
+            "ESP in UDP"
+        },
         opts.workers
     );
     let mut lab = Lab::build(opts)?;

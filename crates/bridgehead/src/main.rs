@@ -55,6 +55,9 @@ enum Command {
         /// Seconds of iperf3 each way (0 to skip).
         #[arg(long, default_value_t = 5)]
         iperf: u32,
+        /// Carry the tunnel in raw ESP (IP protocol 50) instead of ESP in UDP.
+        #[arg(long)]
+        raw_esp: bool,
     },
 }
 
@@ -102,6 +105,7 @@ fn run(cli: Cli) -> Result<()> {
             esn,
             workers,
             iperf,
+            raw_esp,
         } => {
             let mut opts = lab::LabOptions::new(&format!("bhl{}", std::process::id()))?;
             opts.suite = bh_crypto::EspSuite::from_name(&suite).ok_or_else(|| {
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             opts.esn = esn;
             opts.workers = workers.max(1);
+            opts.raw_esp = raw_esp;
             lab::run_lab(opts, iperf)
         }
     }

@@ -17,6 +17,10 @@ use serde_json::Value;
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 fn lab(suite: &str, esn: bool) -> Lab {
+    lab_with(suite, esn, false)
+}
+
+fn lab_with(suite: &str, esn: bool, raw_esp: bool) -> Lab {
     assert!(
         is_root(),
         "this test builds network namespaces and must run as root (CI does)"
@@ -31,6 +35,7 @@ fn lab(suite: &str, esn: bool) -> Lab {
     opts.suite = EspSuite::from_name(suite).unwrap();
     opts.esn = esn;
     opts.workers = 2;
+    opts.raw_esp = raw_esp;
     let mut lab = Lab::build(opts).expect("lab topology");
     lab.start_daemons().expect("daemons start");
     lab
@@ -315,4 +320,92 @@ fn mtu_df_and_fragmentation() {
         lab.status(Host::GwA).unwrap(),
         lab.status(Host::GwB).unwrap()
     );
+}
+
+/// Raw ESP (IP protocol 50), for paths without NAPT: traffic flows both ways over IPv4 and
+/// IPv6, and nothing arrives on the UDP socket.
+#[test]
+fn raw_esp_transport() {
+    let lab = lab_with("aes128gcm16", false, true);
+    assert_pings(&lab, "raw ESP");
+    for host in [Host::GwA, Host::GwB] {
+        let st = lab.status(host).unwrap();
+        let t = tunnel(&st);
+        assert_eq!(t["encap"], "esp", "{st}");
+        assert!(counter(&t["inbound"]["packets"]) >= 6, "{st}");
+        assert_eq!(counter(&t["inbound"]["drops"]["icv"]), 0);
+        assert_eq!(
+            counter(&t["tun"]["keepalives_sent"]),
+            0,
+            "no NAT keepalives over raw ESP"
+        );
+    }
+    // gwb sees gwa's packets from its public (NAT) address, as protocol 50.
+    let st = lab.status(Host::GwB).unwrap();
+    assert_eq!(tunnel(&st)["peer"], format!("{}:4500", addr::GWA_PUBLIC));
+}
+
+/// With a device MTU larger than ESP fits (`mtu = 1500` over a 1500-byte underlay), the
+/// workers enforce the real limit themselves: a DF packet gets ICMP fragmentation-needed with
+/// the tunnel's MTU from the tunnel's far end, an IPv4 packet without DF is fragmented before
+/// encryption, and IPv6 gets Packet Too Big.
+#[test]
+fn workers_enforce_the_esp_mtu() {
+    assert!(is_root(), "needs root");
+    let prefix = format!(
+        "bht{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut opts = LabOptions::new(&prefix).unwrap();
+    opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
+    opts.device_mtu = Some(1500);
+    let mut lab = Lab::build(opts).expect("lab topology");
+    lab.start_daemons().expect("daemons start");
+    let st = lab.status(Host::GwA).unwrap();
+    assert_eq!(counter(&tunnel(&st)["mtu"]), 1500);
+    assert_eq!(counter(&tunnel(&st)["max_inner"]), 1438);
+
+    let ping = |args: &[&str]| {
+        let out = lab
+            .ns
+            .exec(&lab.name(Host::LanA), "ping")
+            .args(["-n", "-W", "2"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Without DF first: once lana has learnt the path MTU it fragments by itself.
+    let text = ping(&[
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-M",
+        "dont",
+        "-s",
+        "1450",
+        addr::LANB,
+    ]);
+    assert!(
+        text.contains("3 received"),
+        "non-DF 1478-byte packets cross: {text}"
+    );
+    let text = ping(&["-c", "1", "-M", "do", "-s", "1450", addr::LANB]);
+    assert!(
+        text.contains("From 169.254.10.2") && text.contains("mtu = 1438"),
+        "fragmentation-needed from the tunnel's far end: {text}"
+    );
+    let text = ping(&["-c", "6", "-i", "0.3", "-s", "1450", addr::LANB6]);
+    assert!(
+        text.contains("Packet too big") && text.contains("bytes from fd02::2"),
+        "IPv6 Packet Too Big, then fragments cross: {text}"
+    );
+    let t = tunnel(&lab.status(Host::GwA).unwrap()).clone();
+    assert!(counter(&t["tun"]["icmp_too_big"]) >= 2, "{t}");
+    assert!(counter(&t["tun"]["fragmented"]) >= 3, "{t}");
+    // The peer fragmented the replies the same way.
+    let t = tunnel(&lab.status(Host::GwB).unwrap()).clone();
+    assert!(counter(&t["tun"]["fragmented"]) >= 3, "{t}");
 }
