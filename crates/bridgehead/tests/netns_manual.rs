@@ -6,7 +6,8 @@
 //! bad ICV and garbage on UDP 4500 are dropped and counted; and that the tunnel keeps working
 //! after each. Needs root (CI runs as root) plus iproute2, nftables, ping and python3.
 
-use std::process::Stdio;
+use std::io::BufRead as _;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -74,6 +75,7 @@ import socket, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.bind(("b0", 0))
 s.settimeout(1.0)
+print("ready", flush=True)
 deadline = time.time() + 8
 while time.time() < deadline:
     try:
@@ -91,22 +93,38 @@ while time.time() < deadline:
         continue
     p = udp[8:int.from_bytes(udp[4:6], "big")]
     if len(p) > 60 and p[:4] != b"\0\0\0\0":
-        print(p.hex())
+        print(p.hex(), flush=True)
         sys.exit(0)
 sys.exit(1)
 "#;
-    let cap = lab
+    let mut cap = lab
         .ns
         .exec(&lab.name(Host::Nat), "python3")
         .args(["-c", script, addr::GWA_PUBLIC])
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 capture");
-    std::thread::sleep(Duration::from_millis(300));
-    lab.ping(Host::LanA, addr::LANB, 3, 300).unwrap();
-    let out = cap.wait_with_output().expect("capture finished");
-    assert!(out.status.success(), "no ESP datagram captured on the NAT");
-    hex::decode(String::from_utf8_lossy(&out.stdout).trim()).expect("hex from capture")
+    let mut lines = std::io::BufReader::new(cap.stdout.take().expect("stdout")).lines();
+    let ready = lines.next().and_then(Result::ok);
+    assert_eq!(ready.as_deref(), Some("ready"), "capture did not start");
+    // Ping until the capture has seen a packet (bounded: the capture gives up after 8 s).
+    let pinger = {
+        let ns = lab.name(Host::LanA);
+        std::thread::spawn(move || {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", &ns, "ping", "-n", "-q", "-c", "10", "-i", "0.2",
+                ])
+                .args(["-s", "300", addr::LANB])
+                .stdout(Stdio::null())
+                .status();
+        })
+    };
+    let hex = lines.next().and_then(Result::ok).unwrap_or_default();
+    let status = cap.wait().expect("capture finished");
+    let _ = pinger.join();
+    assert!(status.success(), "no ESP datagram captured on the NAT");
+    hex::decode(hex.trim()).expect("hex from capture")
 }
 
 fn check_suite(suite: &str, esn: bool) {
