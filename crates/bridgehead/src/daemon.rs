@@ -103,6 +103,7 @@ fn start(cfg: &Config) -> Result<(Dataplane, Vec<TunnelInfo>)> {
             pin: cfg.dataplane.pin_workers,
             raw_esp: cfg.tunnels.iter().any(|t| t.encap == CfgEncap::Esp),
             max_packet: MAX_PACKET,
+            ike: None,
         },
         tunnels,
     )
@@ -285,7 +286,7 @@ fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
         "tunnels": tunnels,
         "socket": {
             "rx_datagrams": g.rx_datagrams, "malformed": g.malformed, "truncated": g.truncated,
-            "unknown_spi": g.unknown_spi, "ike": g.ike, "keepalives": g.keepalives,
+            "unknown_spi": g.unknown_spi, "ike": g.ike, "ike_dropped": g.ike_dropped, "keepalives": g.keepalives,
         },
     })
 }

@@ -73,6 +73,8 @@ counters!(
         unknown_spi,
         /// IKE messages (non-ESP marker) received on the ESP port.
         ike,
+        /// IKE messages dropped: no IKE engine, or its queue was full.
+        ike_dropped,
         /// NAT keepalives received.
         keepalives,
     }

@@ -20,6 +20,7 @@ mod worker;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,6 +60,20 @@ pub struct DataplaneConfig {
     pub raw_esp: bool,
     /// The largest datagram or inner packet handled (underlay MTU or more).
     pub max_packet: usize,
+    /// Where IKE messages that arrive on the ESP port (after the non-ESP marker, RFC 3948
+    /// §2.2) go; `None` drops them (counted as `ike`).
+    pub ike: Option<SyncSender<IkeDatagram>>,
+}
+
+/// An IKE message received on the ESP port, handed to the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeDatagram {
+    /// Who sent it.
+    pub src: SocketAddr,
+    /// The local address and port it arrived on.
+    pub local: SocketAddr,
+    /// The IKE message, without the non-ESP marker.
+    pub data: Vec<u8>,
 }
 
 /// One tunnel as the dataplane sees it.
@@ -112,6 +127,8 @@ pub(crate) struct Shared {
     pub(crate) table: SaTableHandle,
     pub(crate) tunnels: Vec<TunnelState>,
     pub(crate) global: GlobalCounters,
+    pub(crate) ike: Option<SyncSender<IkeDatagram>>,
+    pub(crate) local: SocketAddr,
 }
 
 /// A running dataplane. Dropping it stops the workers.
@@ -119,6 +136,7 @@ pub struct Dataplane {
     shared: Arc<Shared>,
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<()>>,
+    control_socket: Arc<bh_sys::udp::UdpSocket>,
 }
 
 impl Dataplane {
@@ -163,6 +181,8 @@ impl Dataplane {
             table: SaTableHandle::new(states.len()),
             tunnels: states,
             global: GlobalCounters::default(),
+            ike: cfg.ike.clone(),
+            local: SocketAddr::new(cfg.bind, cfg.udp_port),
         });
         let stop = Arc::new(EventFd::new()?);
         // Raw ESP: one socket shared by all workers, so each packet is read once.
@@ -176,14 +196,18 @@ impl Dataplane {
         };
         let cores = bh_sys::cpu::online_cpus().max(1);
         let mut threads = Vec::with_capacity(cfg.workers);
+        let mut control_socket = None;
         for (id, queues) in per_worker.into_iter().enumerate() {
-            let udp = bh_sys::udp::UdpSocket::bind(
+            let udp = Arc::new(bh_sys::udp::UdpSocket::bind(
                 SocketAddr::new(cfg.bind, cfg.udp_port),
                 &bh_sys::udp::UdpOptions {
                     reuse_port: true,
                     buffer: cfg.socket_buffer,
                 },
-            )?;
+            )?);
+            if control_socket.is_none() {
+                control_socket = Some(Arc::clone(&udp));
+            }
             let w = worker::Worker::new(
                 id,
                 Arc::clone(&shared),
@@ -207,10 +231,13 @@ impl Dataplane {
                     })?,
             );
         }
+        let control_socket = control_socket
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no worker"))?;
         Ok(Self {
             shared,
             stop,
             threads,
+            control_socket,
         })
     }
 
@@ -227,6 +254,20 @@ impl Dataplane {
     /// Counters of traffic that belongs to no tunnel.
     pub fn global(&self) -> GlobalSnapshot {
         self.shared.global.snapshot()
+    }
+
+    /// Sends an IKE message from the ESP port (port 4500 floating, RFC 7296 §2.23): the
+    /// non-ESP marker is prepended here.
+    pub fn send_ike(&self, dst: SocketAddr, msg: &[u8]) -> io::Result<()> {
+        let mut framed = Vec::with_capacity(msg.len() + 4);
+        framed.extend_from_slice(&bh_esp::wire::NON_ESP_MARKER);
+        framed.extend_from_slice(msg);
+        self.control_socket.send_to(&framed, dst).map(|_| ())
+    }
+
+    /// The local address and port of the ESP sockets.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
     }
 
     /// Stops the workers and waits for them.

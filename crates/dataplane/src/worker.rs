@@ -18,7 +18,7 @@ use bh_sys::udp::UdpSocket;
 use bh_sys::{RecvMeta, SendMsg};
 
 use crate::counters::{GlobalSnapshot, TunnelSnapshot};
-use crate::{BATCH, Encap, Shared};
+use crate::{BATCH, Encap, IkeDatagram, Shared};
 
 const TOKEN_STOP: u64 = 0;
 const TOKEN_UDP: u64 = 1;
@@ -39,7 +39,7 @@ pub(crate) struct Worker {
     id: usize,
     shared: Arc<Shared>,
     tun: Vec<TunQueue>,
-    udp: UdpSocket,
+    udp: Arc<UdpSocket>,
     raw: Option<Arc<RawEsp>>,
     _stop: Arc<EventFd>,
     epoll: Epoll,
@@ -55,7 +55,7 @@ impl Worker {
         id: usize,
         shared: Arc<Shared>,
         tun: Vec<TunQueue>,
-        udp: UdpSocket,
+        udp: Arc<UdpSocket>,
         raw: Option<Arc<RawEsp>>,
         stop: Arc<EventFd>,
         max_packet: usize,
@@ -459,9 +459,19 @@ impl Worker {
         }
         match Udp4500::classify(data) {
             Udp4500::Esp(esp) => esp.first_chunk::<4>().map(|s| u32::from_be_bytes(*s)),
-            Udp4500::Ike(_) => {
-                // The IKE engine is not wired to the dataplane yet; counted and dropped.
+            Udp4500::Ike(msg) => {
                 g.ike += 1;
+                let handed = self.shared.ike.as_ref().is_some_and(|sink| {
+                    sink.try_send(IkeDatagram {
+                        src: self.metas[i].src,
+                        local: self.shared.local,
+                        data: msg.to_vec(),
+                    })
+                    .is_ok()
+                });
+                if !handed {
+                    g.ike_dropped += 1;
+                }
                 None
             }
             Udp4500::NatKeepalive => {
