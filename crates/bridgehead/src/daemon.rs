@@ -25,6 +25,9 @@ pub const RTPROT_BRIDGEHEAD: u8 = 0xbe;
 /// Underlay MTU assumed when deriving the tunnel MTU.
 pub const UNDERLAY_MTU: u16 = 1500;
 
+/// IKE messages from the ESP port queued for the IKE service before more are dropped.
+const IKE_QUEUE: usize = 1024;
+
 /// The largest packet a worker buffer holds (jumbo underlay).
 const MAX_PACKET: usize = 9216;
 
@@ -45,14 +48,25 @@ struct TunnelInfo {
 pub fn run(config: &Path, control: &Path) -> Result<()> {
     let cfg = bh_config::load(config).map_err(|e| anyhow!("{e}"))?;
     tracing::info!(config = %config.display(), tunnels = cfg.tunnels.len(), workers = cfg.dataplane.workers, "starting");
-    let (dp, infos) = start(&cfg)?;
+    let (ike_tx, ike_rx) = std::sync::mpsc::sync_channel(IKE_QUEUE);
+    let (dp, infos) = start(&cfg, ike_tx)?;
     let dp = Arc::new(dp);
+    // Control-plane services, each in its own module; they get the dataplane to install SAs
+    // and read tunnel state.
+    let ike = Arc::new(crate::ike::start(&cfg, Arc::clone(&dp), ike_rx)?);
+    let bgp = Arc::new(crate::bgp::start(&cfg, Arc::clone(&dp))?);
+    let (status_ike, status_bgp) = (Arc::clone(&ike), Arc::clone(&bgp));
     let listener = crate::control::bind(control)?;
     let status_dp = Arc::clone(&dp);
     let infos = Arc::new(infos);
     let status_infos = Arc::clone(&infos);
     crate::control::serve(listener, control.to_owned(), move |req| match req {
-        "status" => status_json(&status_dp, &status_infos).to_string(),
+        "status" => {
+            let mut st = status_json(&status_dp, &status_infos);
+            st["ike"] = status_ike.status_json();
+            st["bgp"] = status_bgp.status_json();
+            st.to_string()
+        }
         other => json!({ "error": format!("unknown request {other:?}; try: status") }).to_string(),
     })?;
     tracing::info!(control = %control.display(), "ready");
@@ -72,6 +86,7 @@ pub fn run(config: &Path, control: &Path) -> Result<()> {
         break;
     }
     drop(infos);
+    drop((ike, bgp));
     if let Ok(dp) = Arc::try_unwrap(dp) {
         dp.stop();
     }
@@ -79,7 +94,10 @@ pub fn run(config: &Path, control: &Path) -> Result<()> {
     Ok(())
 }
 
-fn start(cfg: &Config) -> Result<(Dataplane, Vec<TunnelInfo>)> {
+fn start(
+    cfg: &Config,
+    ike: std::sync::mpsc::SyncSender<bh_dataplane::IkeDatagram>,
+) -> Result<(Dataplane, Vec<TunnelInfo>)> {
     let workers = cfg.dataplane.workers.max(1);
     let mut nl = Netlink::open().context("opening rtnetlink")?;
     let mut tunnels = Vec::new();
@@ -103,7 +121,7 @@ fn start(cfg: &Config) -> Result<(Dataplane, Vec<TunnelInfo>)> {
             pin: cfg.dataplane.pin_workers,
             raw_esp: cfg.tunnels.iter().any(|t| t.encap == CfgEncap::Esp),
             max_packet: MAX_PACKET,
-            ike: None,
+            ike: Some(ike),
         },
         tunnels,
     )

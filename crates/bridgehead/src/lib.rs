@@ -6,8 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bgp;
 pub mod control;
 pub mod daemon;
+pub mod ike;
 pub mod lab;
 pub mod netns;
 pub mod status;
