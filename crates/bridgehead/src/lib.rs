@@ -12,4 +12,5 @@ pub mod daemon;
 pub mod ike;
 pub mod lab;
 pub mod netns;
+pub mod peers;
 pub mod status;

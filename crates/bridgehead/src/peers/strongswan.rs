@@ -1,0 +1,1 @@
+//! strongSwan charon (kernel-libipsec) as an IKEv2 peer in a namespace.
