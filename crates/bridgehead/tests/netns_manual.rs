@@ -18,10 +18,11 @@ use serde_json::Value;
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 fn lab(suite: &str, esn: bool) -> Lab {
-    lab_with(suite, esn, false)
+    lab_with(suite, |o| o.esn = esn)
 }
 
-fn lab_with(suite: &str, esn: bool, raw_esp: bool) -> Lab {
+/// Builds and starts a lab with `suite`, after `tweak` has adjusted its options.
+fn lab_with(suite: &str, tweak: impl FnOnce(&mut LabOptions)) -> Lab {
     assert!(
         is_root(),
         "this test builds network namespaces and must run as root (CI does)"
@@ -34,9 +35,8 @@ fn lab_with(suite: &str, esn: bool, raw_esp: bool) -> Lab {
     let mut opts = LabOptions::new(&prefix).unwrap();
     opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
     opts.suite = EspSuite::from_name(suite).unwrap();
-    opts.esn = esn;
     opts.workers = 2;
-    opts.raw_esp = raw_esp;
+    tweak(&mut opts);
     let mut lab = Lab::build(opts).expect("lab topology");
     lab.start_daemons().expect("daemons start");
     lab
@@ -344,7 +344,7 @@ fn mtu_df_and_fragmentation() {
 /// IPv6, and nothing arrives on the UDP socket.
 #[test]
 fn raw_esp_transport() {
-    let lab = lab_with("aes128gcm16", false, true);
+    let lab = lab_with("aes128gcm16", |o| o.raw_esp = true);
     assert_pings(&lab, "raw ESP");
     for host in [Host::GwA, Host::GwB] {
         let st = lab.status(host).unwrap();
@@ -369,17 +369,7 @@ fn raw_esp_transport() {
 /// encryption, and IPv6 gets Packet Too Big.
 #[test]
 fn workers_enforce_the_esp_mtu() {
-    assert!(is_root(), "needs root");
-    let prefix = format!(
-        "bht{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut opts = LabOptions::new(&prefix).unwrap();
-    opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
-    opts.device_mtu = Some(1500);
-    let mut lab = Lab::build(opts).expect("lab topology");
-    lab.start_daemons().expect("daemons start");
+    let lab = lab_with("aes256gcm16", |o| o.device_mtu = Some(1500));
     let st = lab.status(Host::GwA).unwrap();
     assert_eq!(counter(&tunnel(&st)["mtu"]), 1500);
     assert_eq!(counter(&tunnel(&st)["max_inner"]), 1438);
