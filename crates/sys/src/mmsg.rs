@@ -287,6 +287,55 @@ pub(crate) fn send_gso_batch(fd: RawFd, msgs: &[GsoMsg<'_>]) -> io::Result<usize
     )
 }
 
+/// Sends one datagram gathered from `parts` (`sendmsg` with one iovec per part, at most
+/// [`MAX_GSO_SEGMENTS`] parts) without blocking. With `segment`, a `UDP_SEGMENT` control message
+/// asks the kernel to cut the gathered bytes into datagrams of that size (UDP GSO): the parts
+/// need not be aligned to segments, the kernel cuts the concatenation.
+///
+/// Returns `Ok(true)` when sent, `Ok(false)` when the socket buffer is full or on `EINTR`.
+pub(crate) fn send_parts(
+    fd: RawFd,
+    parts: &[&[u8]],
+    dst: SocketAddr,
+    segment: Option<u16>,
+) -> io::Result<bool> {
+    if parts.is_empty() || parts.len() > MAX_GSO_SEGMENTS || segment == Some(0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "1 to 64 parts and a non-zero segment size",
+        ));
+    }
+    let mut name = SockAddrBuf::zeroed();
+    let namelen = name.set(&dst);
+    let mut ctrl = CmsgBuf::ZERO;
+    // SAFETY: iovec is a C struct of a pointer and a length; all-zero is valid.
+    let mut iovs: [libc::iovec; MAX_GSO_SEGMENTS] = unsafe { mem::zeroed() };
+    for (iov, part) in iovs.iter_mut().zip(parts) {
+        // The kernel only reads through this pointer on send.
+        iov.iov_base = part.as_ptr().cast_mut().cast();
+        iov.iov_len = part.len();
+    }
+    // SAFETY: msghdr is a C struct of pointers and integers; all-zero is valid.
+    let mut h: libc::msghdr = unsafe { mem::zeroed() };
+    h.msg_name = name.as_mut_ptr().cast();
+    h.msg_namelen = namelen;
+    h.msg_iov = iovs.as_mut_ptr();
+    h.msg_iovlen = parts.len() as _;
+    if let Some(size) = segment {
+        let len = ctrl.set_segment(size);
+        h.msg_control = ctrl.0.as_mut_ptr().cast();
+        h.msg_controllen = len as _;
+    }
+    // SAFETY: `h` points at live iovecs (over live borrowed slices), an address and a control
+    // message of the lengths given; sendmsg only reads them.
+    let ret = unsafe { libc::sendmsg(fd, &h, libc::MSG_DONTWAIT) };
+    match crate::sockopt::cvt_size(ret) {
+        Ok(_) => Ok(true),
+        Err(e) if is_transient(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// `EAGAIN`/`EWOULDBLOCK` and `EINTR`: nothing happened, try again later.
 pub(crate) fn is_transient(e: &io::Error) -> bool {
     matches!(

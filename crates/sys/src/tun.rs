@@ -278,6 +278,19 @@ impl TunQueue {
         }
     }
 
+    /// Whether packets on this queue carry a `virtio_net_hdr` (the device's `IFF_VNET_HDR`
+    /// flag, read back with `TUNGETIFF`), e.g. for a queue handed over by another component.
+    pub fn vnet_hdr(&self) -> io::Result<bool> {
+        let mut req = IfReqFlags {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        // SAFETY: `req` is a live 40-byte ifreq-shaped struct that TUNGETIFF fills.
+        cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TUNGETIFF, &mut req) })?;
+        Ok(req.flags & (libc::IFF_VNET_HDR as libc::c_short) != 0)
+    }
+
     /// The raw descriptor, for [`crate::poll::Epoll::add`].
     pub fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -81,6 +81,23 @@ impl UdpSocket {
         mmsg::send_gso_batch(self.fd.as_raw_fd(), msgs)
     }
 
+    /// Sends the concatenation of `parts` (1 to [`crate::MAX_GSO_SEGMENTS`] slices, gathered
+    /// with one iovec each, no copy) to `dst` with one `sendmsg`. With `segment_size`, the
+    /// kernel cuts it into datagrams of that many bytes (UDP GSO; the last may be shorter);
+    /// without, it is one datagram.
+    ///
+    /// Returns `Ok(true)` when sent, `Ok(false)` if the socket buffer is full. `EIO` means the
+    /// egress device cannot checksum-offload GSO (send without `segment_size`); `EINVAL` means
+    /// too many segments or bytes.
+    pub fn send_gso_parts(
+        &self,
+        parts: &[&[u8]],
+        dst: SocketAddr,
+        segment_size: Option<u16>,
+    ) -> io::Result<bool> {
+        mmsg::send_parts(self.fd.as_raw_fd(), parts, dst, segment_size)
+    }
+
     /// Turns on UDP GRO (`UDP_GRO`, Linux 5.0+): the kernel may then deliver up to
     /// [`crate::MAX_GSO_SEGMENTS`] same-size datagrams of one sender in one buffer, described
     /// by [`RecvMeta::stride`]. Receive buffers should then hold 64 KiB, or coalesced data is

@@ -85,6 +85,10 @@ fn configure(name: &str) -> u32 {
 fn tun_with_two_queues_carries_udp_out_and_answers_icmp_echo() {
     run_in_netns(|| {
         let tun = Tun::create("bh-test0", 2).unwrap();
+        assert!(
+            !tun.queues()[0].vnet_hdr().unwrap(),
+            "plain queues have no virtio header"
+        );
         assert_eq!(tun.name(), "bh-test0");
         assert_eq!(tun.queues().len(), 2);
         assert!(!tun.vnet_hdr());
@@ -256,6 +260,10 @@ fn vnet_hdr_queues_get_offloads_and_a_virtio_header() {
     run_in_netns(|| {
         let tun = Tun::create_with("bh-test1", 1, &TunOptions { vnet_hdr: true }).unwrap();
         assert!(tun.vnet_hdr());
+        assert!(
+            tun.queues()[0].vnet_hdr().unwrap(),
+            "TUNGETIFF reports IFF_VNET_HDR"
+        );
         let all = libc::TUN_F_CSUM
             | libc::TUN_F_TSO4
             | libc::TUN_F_TSO6

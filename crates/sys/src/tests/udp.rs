@@ -185,3 +185,40 @@ fn gro_receive_coalesces_and_datagrams_splits_back() {
         }
     });
 }
+
+#[test]
+fn gso_parts_are_gathered_then_cut_at_segment_boundaries() {
+    run_in_netns(|| {
+        let opts = UdpOptions {
+            reuse_port: false,
+            buffer: 1 << 20,
+        };
+        let rx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let dst = rx.local_addr().unwrap();
+        // Three 1000-byte datagrams and a 300-byte one, handed over as five unaligned parts.
+        let data: Vec<u8> = (0..3300u32).map(|i| (i / 1000) as u8).collect();
+        let parts = [
+            &data[..10],
+            &data[10..1500],
+            &data[1500..2000],
+            &data[2000..3299],
+            &data[3299..],
+        ];
+        assert!(tx.send_gso_parts(&parts, dst, Some(1000)).unwrap());
+        let got = recv_all(&[&rx], 4, |s, bufs, meta| s.recv_batch(bufs, meta));
+        assert_eq!(got.len(), 4);
+        for (i, (d, _)) in got.iter().enumerate() {
+            assert_eq!(d.len(), if i < 3 { 1000 } else { 300 }, "datagram {i}");
+            assert!(d.iter().all(|&b| b == i as u8), "datagram {i} content");
+        }
+        // Without a segment size the parts make one datagram.
+        assert!(tx.send_gso_parts(&[b"ab", b"cd"], dst, None).unwrap());
+        let got = recv_all(&[&rx], 1, |s, bufs, meta| s.recv_batch(bufs, meta));
+        assert_eq!(got[0].0, b"abcd");
+        let err = tx.send_gso_parts(&[], dst, None).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        let err = tx.send_gso_parts(&[b"x"], dst, Some(0)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    });
+}
