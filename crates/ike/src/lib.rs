@@ -1,0 +1,11 @@
+//! bridgehead's IKEv2 engine (RFC 7296), sans-IO.
+//!
+//! - [`wire`]: every IKEv2 payload decoded and encoded.
+//!
+//! What it does not do: no sockets, no clock, no OS randomness (the caller passes time and a
+//! [`bh_crypto::SecureRandom`]); no ESP processing (Child SAs are handed to the shell as
+//! events).
+
+#![forbid(unsafe_code)]
+
+pub mod wire;
