@@ -5,13 +5,25 @@
 //! `ENODEV`), so callers can match on [`io::Error::raw_os_error`]. The free functions open a
 //! socket per call; [`Netlink`] reuses one for many requests (e.g. a route reconciler).
 //!
-//! Does not: watch for changes (no multicast groups), manage neighbours, rules or nexthop
-//! objects, set gateways or multipath routes, or create links other than through
-//! [`crate::tun`]. It must run in the network namespace to configure (the socket binds to the
-//! namespace of the thread that opens it).
+//! Routes: single-path device routes ([`Netlink::add_route`]), and routes with any number of
+//! next hops, gateways and a metric ([`Netlink::replace_route`], [`Netlink::delete_route`],
+//! [`Netlink::routes_with_nexthops`], ECMP via `RTA_MULTIPATH`). [`LinkWatch`] follows link
+//! state changes (the `RTMGRP_LINK` multicast group).
+//!
+//! Does not: manage neighbours, rules or nexthop objects, set next-hop weights, or create links
+//! other than through [`crate::tun`]. It must run in the network namespace to configure (the
+//! socket binds to the namespace of the thread that opens it).
 
 mod msg;
+mod multipath;
 mod socket;
+mod watch;
+
+#[cfg(test)]
+mod netns_tests;
+
+pub use multipath::{MAX_NEXTHOPS, NextHop, Route};
+pub use watch::{LinkEvent, LinkWatch};
 
 use std::ffi::CString;
 use std::io;
@@ -250,13 +262,25 @@ impl Netlink {
     /// Dumps the routes of `family` (`libc::AF_INET`, `libc::AF_INET6`, or `libc::AF_UNSPEC`
     /// for both) in `table` (0: all tables).
     pub fn routes(&mut self, family: i32, table: u32) -> io::Result<Vec<RouteEntry>> {
+        let mut out = Vec::new();
+        self.dump_routes(family, |payload| {
+            if let Some(r) = parse_route(payload) {
+                if table == 0 || r.table == table {
+                    out.push(r);
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Runs an `RTM_GETROUTE` dump of `family` and hands each `RTM_NEWROUTE` payload to `each`.
+    fn dump_routes(&mut self, family: i32, mut each: impl FnMut(&[u8])) -> io::Result<()> {
         let seq = self.next_seq();
         let mut b = MsgBuilder::new(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq);
         let mut hdr = [0u8; 12];
         hdr[0] = u8::try_from(family).map_err(|_| bad_input("unknown address family"))?;
         b.bytes(&hdr);
         self.sock.send(&b.finish())?;
-        let mut out = Vec::new();
         loop {
             let n = self.sock.recv(&mut self.buf)?;
             for m in messages(self.buf.get(..n).unwrap_or(&[])) {
@@ -272,21 +296,15 @@ impl Netlink {
                                 return Err(io::Error::from_raw_os_error(code.saturating_neg()));
                             }
                         }
-                        return Ok(out);
+                        return Ok(());
                     }
                     NLMSG_ERROR => parse_error(m.payload)?,
                     NLMSG_NOOP => {}
-                    RTM_NEWROUTE => {
-                        if let Some(r) = parse_route(m.payload) {
-                            if table == 0 || r.table == table {
-                                out.push(r);
-                            }
-                        }
-                    }
+                    RTM_NEWROUTE => each(m.payload),
                     _ => {}
                 }
                 if m.flags & NLM_F_MULTI == 0 && m.ty != RTM_NEWROUTE {
-                    return Ok(out);
+                    return Ok(());
                 }
             }
         }

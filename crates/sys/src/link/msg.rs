@@ -19,12 +19,14 @@ pub(super) const NLM_F_DUMP: u16 = 0x300;
 pub(super) const NLM_F_CREATE: u16 = 0x400;
 
 pub(super) const RTM_NEWLINK: u16 = 16;
+pub(super) const RTM_DELLINK: u16 = 17;
 pub(super) const RTM_NEWADDR: u16 = 20;
 pub(super) const RTM_DELADDR: u16 = 21;
 pub(super) const RTM_NEWROUTE: u16 = 24;
 pub(super) const RTM_DELROUTE: u16 = 25;
 pub(super) const RTM_GETROUTE: u16 = 26;
 
+pub(super) const IFLA_IFNAME: u16 = 3;
 pub(super) const IFLA_MTU: u16 = 4;
 pub(super) const IFA_ADDRESS: u16 = 1;
 pub(super) const IFA_LOCAL: u16 = 2;
@@ -34,7 +36,14 @@ pub(super) const RTA_DST: u16 = 1;
 pub(super) const RTA_OIF: u16 = 4;
 pub(super) const RTA_GATEWAY: u16 = 5;
 pub(super) const RTA_PRIORITY: u16 = 6;
+pub(super) const RTA_MULTIPATH: u16 = 9;
 pub(super) const RTA_TABLE: u16 = 15;
+
+/// `RTMGRP_LINK`: the multicast group of link changes.
+pub(super) const RTMGRP_LINK: u32 = 1;
+/// `RTNH_F_DEAD` and `RTNH_F_LINKDOWN`: flags of a next hop the kernel will not use.
+pub(super) const RTNH_F_DEAD: u8 = 1;
+pub(super) const RTNH_F_LINKDOWN: u8 = 16;
 
 pub(super) const RT_SCOPE_UNIVERSE: u8 = 0;
 pub(super) const RT_SCOPE_LINK: u8 = 253;

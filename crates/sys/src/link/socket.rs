@@ -18,6 +18,11 @@ pub(super) struct NlSocket {
 
 impl NlSocket {
     pub(super) fn open() -> io::Result<Self> {
+        Self::open_groups(0)
+    }
+
+    /// Opens a socket that also receives the multicast `groups` (`RTMGRP_*` bit mask).
+    pub(super) fn open_groups(groups: u32) -> io::Result<Self> {
         let fd = sockopt::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
         // Larger buffer so big route dumps are not dropped (best effort).
         let _ = sockopt::set_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 1 << 20);
@@ -28,6 +33,7 @@ impl NlSocket {
         // SAFETY: sockaddr_nl is a plain C struct; all-zero is valid (pid 0 = kernel assigns).
         let mut sa: libc::sockaddr_nl = unsafe { mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        sa.nl_groups = groups;
         // SAFETY: `sa` is a live sockaddr_nl of the length given.
         cvt(unsafe {
             libc::bind(
@@ -37,6 +43,16 @@ impl NlSocket {
             )
         })?;
         Ok(Self { fd })
+    }
+
+    /// Sets how long [`Self::recv`] waits for a datagram before failing with `TimedOut`.
+    pub(super) fn set_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        sockopt::set_recv_timeout(&self.fd, timeout)
+    }
+
+    /// The socket's file descriptor, for polling.
+    pub(super) fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 
     /// Sends one request to the kernel (port id 0).
@@ -88,7 +104,7 @@ impl NlSocket {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        "no netlink reply within 5 s",
+                        "no netlink message within the receive timeout",
                     ));
                 }
                 Err(e) => return Err(e),
