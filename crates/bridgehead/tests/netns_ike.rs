@@ -1,0 +1,376 @@
+//! IKEv2 interop in network namespaces, against real strongSwan (charon + kernel-libipsec).
+//!
+//! The topology is [`bridgehead::lab`]: site A's gateway `gwa` sits behind a 1:1 NAT that drops
+//! raw ESP (as a cloud VM does), site B's gateway `gwb` has a public address and plays the cloud
+//! gateway, with the proposal sets and rules of AWS, Azure's default policy or GCP
+//! ([`Profile`]). NAT-T is exercised in every test. Each test checks what a user would check:
+//! `swanctl --list-sas --raw` on the cloud side shows the IKE SA and Child SA ESTABLISHED /
+//! INSTALLED with the expected algorithms, and pings pass LAN to LAN, both ways.
+//!
+//! The strongSwan-to-strongSwan tests prove the harness and the cloud profiles. Run as root
+//! (CI does); each test builds and removes its own namespaces.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bridgehead::lab::{Host, Lab, LabOptions, addr, is_root};
+use bridgehead::peers::strongswan::{Charon, IkeSaInfo, Profile, StartAction, SwanConn};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A PSK in the alphabet all three clouds accept.
+const PSK: &str = "bh_Interop.Key_0123456789abcdefgh";
+
+/// Builds the lab topology (no daemons) with a unique prefix.
+fn topology() -> Lab {
+    assert!(
+        is_root(),
+        "this test builds network namespaces and must run as root (CI does)"
+    );
+    let prefix = format!(
+        "bhik{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut opts = LabOptions::new(&prefix).unwrap();
+    opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
+    Lab::build(opts).expect("lab topology")
+}
+
+/// The cloud gateway's side of the connection (gwb, public address).
+fn cloud_conn(profile: Profile, start: StartAction) -> SwanConn {
+    SwanConn {
+        profile,
+        local_addr: addr::GWB_PUBLIC.into(),
+        local_id: addr::GWB_PUBLIC.into(),
+        remote_addr: addr::GWA_PUBLIC.into(),
+        remote_id: addr::GWA_PUBLIC.into(),
+        psk: PSK.into(),
+        start,
+        ts: ("0.0.0.0/0".into(), "0.0.0.0/0".into()),
+    }
+}
+
+/// The customer gateway's side (gwa, behind NAT: binds the private address, presents the public
+/// one as its identity).
+fn customer_conn(profile: Profile, start: StartAction) -> SwanConn {
+    SwanConn {
+        profile,
+        local_addr: addr::GWA_PRIVATE.into(),
+        local_id: addr::GWA_PUBLIC.into(),
+        remote_addr: addr::GWB_PUBLIC.into(),
+        remote_id: addr::GWB_PUBLIC.into(),
+        psk: PSK.into(),
+        start,
+        ts: ("0.0.0.0/0".into(), "0.0.0.0/0".into()),
+    }
+}
+
+/// Starts charon in a lab gateway and routes the far LAN into its `ipsec0`.
+fn charon(lab: &mut Lab, host: Host, conn: &SwanConn) -> Charon {
+    let netns = lab.name(host);
+    let label = format!("charon-{netns}");
+    let dir = lab.dir.join(&label);
+    let c = Charon::start(
+        &mut lab.ns,
+        &netns,
+        &label,
+        &dir,
+        conn,
+        Duration::from_secs(10),
+    )
+    .expect("charon starts");
+    let far = if host == Host::GwA {
+        "10.2.0.0/16"
+    } else {
+        "10.1.0.0/16"
+    };
+    c.route(&lab.ns, far).expect("route into ipsec0");
+    c
+}
+
+fn up(sas: &[IkeSaInfo]) -> bool {
+    sas.iter().any(IkeSaInfo::is_up)
+}
+
+/// Waits for an established IKE SA with an installed Child SA and returns it.
+fn established(lab: &Lab, c: &Charon) -> IkeSaInfo {
+    let sas = c
+        .wait_sas(&lab.ns, Duration::from_secs(20), up)
+        .expect("IKE SA and Child SA up");
+    sas.into_iter().find(IkeSaInfo::is_up).unwrap()
+}
+
+/// Pings LAN to LAN both ways; each direction must get all `n` replies.
+fn assert_pings(lab: &Lab, n: u32, what: &str) {
+    for (from, dst) in [(Host::LanA, addr::LANB), (Host::LanB, addr::LANA)] {
+        let got = lab.ping(from, dst, n, 56).unwrap();
+        assert_eq!(got, n, "{what}: ping {from:?} -> {dst}: {got}/{n} replies");
+    }
+}
+
+/// Expected algorithms of an SA: (encr-alg, encr-keysize, integ-alg, prf-alg, dh-group); `""`
+/// for a field that must be absent.
+type Algs<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+fn assert_ike_algs(sa: &IkeSaInfo, want: Algs<'_>, who: &str) {
+    let got = (
+        sa.get("encr-alg"),
+        sa.get("encr-keysize"),
+        sa.get("integ-alg"),
+        sa.get("prf-alg"),
+        sa.get("dh-group"),
+    );
+    assert_eq!(got, want, "{who}: IKE SA algorithms: {sa:#?}");
+}
+
+fn assert_child_algs(sa: &IkeSaInfo, want: Algs<'_>, who: &str) {
+    let c = sa.installed_child().expect("an installed Child SA");
+    let got = (
+        c.get("encr-alg"),
+        c.get("encr-keysize"),
+        c.get("integ-alg"),
+        c.get("prf-alg"),
+        c.get("dh-group"),
+    );
+    assert_eq!(got, want, "{who}: Child SA algorithms: {c:#?}");
+    assert_eq!(c.get("protocol"), "ESP");
+    assert_eq!(c.get("mode"), "TUNNEL");
+    // NAT-T: ESP in UDP through the 1:1 NAT.
+    assert_eq!(c.get("encap"), "yes", "{who}: ESP must be UDP-encapsulated");
+}
+
+/// Waits for a Child SA rekey: an INSTALLED Child SA whose inbound SPI differs from `old`.
+fn rekeyed(lab: &Lab, c: &Charon, old: &str) -> IkeSaInfo {
+    let sas = c
+        .wait_sas(&lab.ns, Duration::from_secs(20), |sas| {
+            sas.iter().any(|s| {
+                s.children
+                    .iter()
+                    .any(|ch| ch.state == "INSTALLED" && ch.get("spi-in") != old)
+            })
+        })
+        .expect("Child SA rekeyed");
+    sas.into_iter().find(IkeSaInfo::is_up).unwrap()
+}
+
+fn new_child(sa: &IkeSaInfo, old: &str) -> IkeSaInfo {
+    let mut sa = sa.clone();
+    sa.children
+        .retain(|c| c.state == "INSTALLED" && c.get("spi-in") != old);
+    sa
+}
+
+/// strongSwan as AWS (responder: AWS's default startup action waits for the customer); the
+/// customer offers AES-GCM-256 / PRF-SHA256 / ECP-256 and ESP AES-GCM-256 with PFS ECP-256.
+/// A Child SA rekey from the customer carries a KE (PFS), and traffic keeps flowing.
+#[test]
+fn swan_to_aws_profile_gcm_with_pfs() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::None),
+    );
+    let cgw = charon(
+        &mut lab,
+        Host::GwA,
+        &customer_conn(
+            Profile::single("cgw", "aes256gcm16-prfsha256-ecp256", "aes256gcm16-ecp256"),
+            StartAction::Start,
+        ),
+    );
+    let sa = established(&lab, &cloud);
+    assert!(!sa.initiator, "AWS side must be the responder");
+    assert_eq!(
+        sa.get("nat-remote"),
+        "yes",
+        "the NAT in front of gwa is seen"
+    );
+    assert_eq!(sa.get("remote-id"), addr::GWA_PUBLIC);
+    assert_eq!(sa.get("remote-port"), "4500");
+    let algs = ("AES_GCM_16", "256", "", "PRF_HMAC_SHA2_256", "ECP_256");
+    assert_ike_algs(&sa, algs, "aws");
+    assert_child_algs(&sa, ("AES_GCM_16", "256", "", "", ""), "aws");
+    let cust = established(&lab, &cgw);
+    assert_eq!(cust.get("nat-local"), "yes");
+    assert_pings(&lab, 5, "aws gcm");
+
+    let old = sa.installed_child().unwrap().get("spi-in").to_owned();
+    cgw.rekey(&lab.ns, false).unwrap();
+    let sa = rekeyed(&lab, &cloud, &old);
+    assert_child_algs(
+        &new_child(&sa, &old),
+        ("AES_GCM_16", "256", "", "", "ECP_256"),
+        "aws rekey",
+    );
+    assert_pings(&lab, 5, "aws after rekey");
+}
+
+/// strongSwan as AWS with startup action Start (AWS initiates, IKEv2 only); the customer
+/// accepts only AES-CBC-128 / SHA-256 / MODP-2048 and ESP AES-CBC-128 / SHA1 with PFS.
+#[test]
+fn swan_aws_profile_initiates_cbc() {
+    let mut lab = topology();
+    let cgw = charon(
+        &mut lab,
+        Host::GwA,
+        &customer_conn(
+            Profile::single("cgw", "aes128-sha256-modp2048", "aes128-sha1-modp2048"),
+            StartAction::None,
+        ),
+    );
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::Start),
+    );
+    let sa = established(&lab, &cloud);
+    assert!(sa.initiator, "AWS side must be the initiator");
+    assert_ike_algs(
+        &sa,
+        (
+            "AES_CBC",
+            "128",
+            "HMAC_SHA2_256_128",
+            "PRF_HMAC_SHA2_256",
+            "MODP_2048",
+        ),
+        "aws",
+    );
+    assert_child_algs(&sa, ("AES_CBC", "128", "HMAC_SHA1_96", "", ""), "aws");
+    established(&lab, &cgw);
+    assert_pings(&lab, 5, "aws cbc");
+}
+
+/// strongSwan as Azure's default policy: the customer initiates (Azure requires it behind
+/// NAT) with AES-CBC-256 / SHA1 / MODP-1024; Azure then rekeys the Child SA itself, without PFS.
+#[test]
+fn swan_azure_default_profile_rekeys_without_pfs() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::azure_default(), StartAction::None),
+    );
+    let cgw = charon(
+        &mut lab,
+        Host::GwA,
+        &customer_conn(
+            Profile::single("cgw", "aes256-sha1-modp1024", "aes256-sha1"),
+            StartAction::Start,
+        ),
+    );
+    let sa = established(&lab, &cloud);
+    assert_ike_algs(
+        &sa,
+        (
+            "AES_CBC",
+            "256",
+            "HMAC_SHA1_96",
+            "PRF_HMAC_SHA1",
+            "MODP_1024",
+        ),
+        "azure",
+    );
+    assert_child_algs(&sa, ("AES_CBC", "256", "HMAC_SHA1_96", "", ""), "azure");
+    established(&lab, &cgw);
+    assert_pings(&lab, 5, "azure");
+
+    let old = sa.installed_child().unwrap().get("spi-in").to_owned();
+    cloud.rekey(&lab.ns, false).unwrap();
+    let sa = rekeyed(&lab, &cloud, &old);
+    assert_child_algs(
+        &new_child(&sa, &old),
+        ("AES_CBC", "256", "HMAC_SHA1_96", "", ""),
+        "azure rekey (no PFS: no dh-group)",
+    );
+    assert_pings(&lab, 5, "azure after rekey");
+}
+
+/// strongSwan as GCP initiating (GCP initiates too); the customer offers AES-GCM-256 /
+/// PRF-SHA256 / MODP-2048 and ESP AES-GCM-256 with PFS; GCP's own Child SA rekey carries a KE.
+#[test]
+fn swan_gcp_profile_initiates_and_rekeys_with_pfs() {
+    let mut lab = topology();
+    let cgw = charon(
+        &mut lab,
+        Host::GwA,
+        &customer_conn(
+            Profile::single(
+                "cgw",
+                "aes256gcm16-prfsha256-modp2048",
+                "aes256gcm16-modp2048",
+            ),
+            StartAction::None,
+        ),
+    );
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::gcp(), StartAction::Start),
+    );
+    let sa = established(&lab, &cloud);
+    assert!(sa.initiator);
+    assert_ike_algs(
+        &sa,
+        ("AES_GCM_16", "256", "", "PRF_HMAC_SHA2_256", "MODP_2048"),
+        "gcp",
+    );
+    assert_child_algs(&sa, ("AES_GCM_16", "256", "", "", ""), "gcp");
+    established(&lab, &cgw);
+    assert_pings(&lab, 5, "gcp");
+
+    let old = sa.installed_child().unwrap().get("spi-in").to_owned();
+    cloud.rekey(&lab.ns, false).unwrap();
+    let sa = rekeyed(&lab, &cloud, &old);
+    assert_child_algs(
+        &new_child(&sa, &old),
+        ("AES_GCM_16", "256", "", "", "MODP_2048"),
+        "gcp rekey",
+    );
+    assert_pings(&lab, 5, "gcp after rekey");
+}
+
+/// GCP requires PFS: a customer whose ESP proposal has no DH group gets its first Child SA (in
+/// IKE_AUTH there is never a KE), but its rekey without a KE is refused and the old SA stays.
+#[test]
+fn swan_gcp_profile_refuses_a_rekey_without_pfs() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::gcp(), StartAction::None),
+    );
+    let cgw = charon(
+        &mut lab,
+        Host::GwA,
+        &customer_conn(
+            Profile::single("cgw", "aes128gcm16-prfsha256-ecp256", "aes128gcm16"),
+            StartAction::Start,
+        ),
+    );
+    let sa = established(&lab, &cloud);
+    assert_child_algs(&sa, ("AES_GCM_16", "128", "", "", ""), "gcp");
+    established(&lab, &cgw);
+    let old = sa.installed_child().unwrap().get("spi-in").to_owned();
+    cgw.rekey(&lab.ns, false).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cgw.log().contains("NO_PROPOSAL_CHOSEN") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no NO_PROPOSAL_CHOSEN in the customer's log:\n{}",
+            cgw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sas = cloud.list_sas(&lab.ns).unwrap();
+    let children: Vec<_> = sas
+        .iter()
+        .flat_map(|s| s.children.iter())
+        .filter(|c| c.state == "INSTALLED")
+        .map(|c| c.get("spi-in").to_owned())
+        .collect();
+    assert_eq!(children, vec![old], "only the first Child SA is installed");
+    assert_pings(&lab, 3, "gcp old SA kept");
+}
