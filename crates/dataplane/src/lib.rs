@@ -14,6 +14,7 @@
 //! does that before handing over the queues), or read any configuration file.
 
 mod counters;
+pub mod offload;
 mod table;
 mod worker;
 

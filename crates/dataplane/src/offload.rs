@@ -1,0 +1,616 @@
+//! Segmentation and coalescing of inner packets for TUN queues opened with `IFF_VNET_HDR`.
+//!
+//! With `TUNSETOFFLOAD` (TSO4/6, USO4/6, CSUM) the kernel hands a queue TCP and UDP
+//! "super-packets" of up to 64 KiB, described by a `virtio_net_hdr`
+//! (`include/uapi/linux/virtio_net.h`), with the L4 checksum left partial (`NEEDS_CSUM`).
+//! ESP must carry ordinary packets, so [`Splitter`] cuts a super-packet into MSS-sized segments,
+//! each a complete packet with its own IPv4 total length / identification / header checksum or
+//! IPv6 payload length, TCP sequence number and flags (CWR only on the first segment, PSH and
+//! FIN only on the last) or UDP length, and an L4 checksum computed from scratch. A packet that
+//! is not GSO but has `NEEDS_CSUM` gets its checksum finished the same way.
+//!
+//! In the other direction, [`Coalescer`] merges consecutive opened TCP segments of one flow
+//! into one super-packet (receive-side GRO, with the rules of the kernel's `tcp_gro_receive`:
+//! same addresses, ports, IP header fields, ACK number and TCP options, contiguous sequence
+//! numbers, equal segment sizes but a shorter last one, only ACK/PSH flags, PSH only on the
+//! last), each segment's checksum verified before it is merged. One `write` then hands the
+//! kernel the whole run with a `GSO_TCPV4`/`GSO_TCPV6` header.
+//!
+//! What this does not do: no IP options or IPv6 extension headers on coalesced packets (such
+//! packets are passed through one by one), no UDP coalescing, no IPv4 fragments, no
+//! allocation after construction, and no panics on malformed input (errors are returned).
+
+use bh_packet::ip::{Checksum, PROTO_TCP, PROTO_UDP};
+use bh_sys::tun::{VNET_HDR_LEN, VnetHdr};
+
+/// The largest IP packet the kernel hands over or takes (IPv4 total length is 16 bits).
+pub const MAX_SUPER: usize = 65_535;
+
+/// Segments merged into one super-packet at most (what UDP GSO and most drivers accept).
+pub const MAX_COALESCE: usize = 64;
+
+const TCP_FIN: u8 = 0x01;
+const TCP_PSH: u8 = 0x08;
+const TCP_ACK: u8 = 0x10;
+const TCP_CWR: u8 = 0x80;
+
+/// Why a packet from a vnet-header queue cannot be segmented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OffloadError {
+    /// Shorter than the virtio header, or than the headers it describes.
+    #[error("packet shorter than its headers")]
+    Truncated,
+    /// Not IPv4 or IPv6, or a header field that contradicts the virtio header.
+    #[error("malformed IP or L4 header")]
+    Malformed,
+    /// A GSO type this code does not segment (e.g. UFO, SCTP) or a zero segment size.
+    #[error("unsupported GSO type {0}")]
+    Unsupported(u8),
+    /// The output buffer is smaller than a segment.
+    #[error("segment does not fit the output buffer")]
+    NoRoom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L4 {
+    Tcp,
+    Udp,
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(*b.get(at..)?.first_chunk::<2>()?))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(*b.get(at..)?.first_chunk::<4>()?))
+}
+
+fn put16(b: &mut [u8], at: usize, v: u16) -> Option<()> {
+    b.get_mut(at..at.checked_add(2)?)?
+        .copy_from_slice(&v.to_be_bytes());
+    Some(())
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) -> Option<()> {
+    b.get_mut(at..at.checked_add(4)?)?
+        .copy_from_slice(&v.to_be_bytes());
+    Some(())
+}
+
+/// Adds the pseudo-header (RFC 9293 §3.1, RFC 8200 §8.1) of the IP packet `pkt` for an L4
+/// segment of `l4_len` octets of protocol `proto`.
+fn add_pseudo(c: &mut Checksum, pkt: &[u8], v6: bool, proto: u8, l4_len: usize) -> Option<()> {
+    if v6 {
+        c.add_bytes(pkt.get(8..40)?)
+            .add_bytes(&u32::try_from(l4_len).ok()?.to_be_bytes())
+            .add_u16(u16::from(proto));
+    } else {
+        c.add_bytes(pkt.get(12..20)?)
+            .add_u16(u16::from(proto))
+            .add_u16(u16::try_from(l4_len).ok()?);
+    }
+    Some(())
+}
+
+/// Writes the full L4 checksum of the packet `pkt` (L4 header at `l4`), computed from scratch
+/// over the pseudo-header and the L4 octets.
+fn set_l4_checksum(pkt: &mut [u8], v6: bool, l4: usize, kind: L4) -> Option<()> {
+    let (proto, field) = match kind {
+        L4::Tcp => (PROTO_TCP, l4.checked_add(16)?),
+        L4::Udp => (PROTO_UDP, l4.checked_add(6)?),
+    };
+    put16(pkt, field, 0)?;
+    let l4_len = pkt.len().checked_sub(l4)?;
+    let mut c = Checksum::new();
+    add_pseudo(&mut c, pkt, v6, proto, l4_len)?;
+    c.add_bytes(pkt.get(l4..)?);
+    let mut sum = c.finish();
+    if kind == L4::Udp && sum == 0 {
+        // RFC 768: a computed zero is sent as all ones.
+        sum = 0xffff;
+    }
+    put16(pkt, field, sum)
+}
+
+/// Recomputes the IPv4 header checksum of the `ihl`-octet header at the start of `pkt`.
+fn set_ipv4_checksum(pkt: &mut [u8], ihl: usize) -> Option<()> {
+    put16(pkt, 10, 0)?;
+    let mut c = Checksum::new();
+    c.add_bytes(pkt.get(..ihl)?);
+    put16(pkt, 10, c.finish())
+}
+
+/// Cuts one packet read from a vnet-header TUN queue (its virtio header already decoded) into
+/// ordinary packets, one [`next_into`](Splitter::next_into) call per segment. A packet that is
+/// not GSO comes out as one segment, its checksum finished if `NEEDS_CSUM` asked for it.
+#[derive(Debug)]
+pub struct Splitter<'a> {
+    pkt: &'a [u8],
+    v6: bool,
+    /// Offset of the L4 header (`csum_start`); 0 when no L4 work is needed.
+    l4: usize,
+    /// Length of all headers copied into each segment.
+    hdr_len: usize,
+    kind: Option<L4>,
+    gso_size: usize,
+    /// Offset of the next payload byte to emit.
+    next: usize,
+    index: u32,
+    /// Non-GSO: the checksum to finish (`csum_start`, `csum_offset`).
+    finish: Option<(usize, usize)>,
+    done: bool,
+}
+
+impl<'a> Splitter<'a> {
+    /// Prepares to segment `pkt` (the IP packet after the virtio header `hdr`).
+    pub fn new(hdr: &VnetHdr, pkt: &'a [u8]) -> Result<Self, OffloadError> {
+        let v6 = match pkt.first().map(|b| b >> 4) {
+            Some(4) => false,
+            Some(6) => true,
+            _ => return Err(OffloadError::Malformed),
+        };
+        let ip_len = if v6 {
+            40
+        } else {
+            usize::from(pkt.first().copied().unwrap_or(0) & 0x0f) * 4
+        };
+        if ip_len < 20 || pkt.len() < ip_len {
+            return Err(OffloadError::Truncated);
+        }
+        let needs_csum = hdr.flags & VnetHdr::F_NEEDS_CSUM != 0;
+        let base = Self {
+            pkt,
+            v6,
+            l4: 0,
+            hdr_len: pkt.len(),
+            kind: None,
+            gso_size: 0,
+            next: pkt.len(),
+            index: 0,
+            finish: None,
+            done: false,
+        };
+        let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
+        if gso == VnetHdr::GSO_NONE {
+            let finish = if needs_csum {
+                let start = usize::from(hdr.csum_start);
+                let field = start.checked_add(usize::from(hdr.csum_offset));
+                match field {
+                    Some(f) if start >= ip_len && f.saturating_add(2) <= pkt.len() => {
+                        Some((start, usize::from(hdr.csum_offset)))
+                    }
+                    _ => return Err(OffloadError::Malformed),
+                }
+            } else {
+                None
+            };
+            return Ok(Self { finish, ..base });
+        }
+        let kind = match gso {
+            VnetHdr::GSO_TCPV4 if !v6 => L4::Tcp,
+            VnetHdr::GSO_TCPV6 if v6 => L4::Tcp,
+            VnetHdr::GSO_UDP_L4 => L4::Udp,
+            VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6 => return Err(OffloadError::Malformed),
+            other => return Err(OffloadError::Unsupported(other)),
+        };
+        if hdr.gso_size == 0 {
+            return Err(OffloadError::Unsupported(gso));
+        }
+        // The L4 header starts at csum_start (after IPv6 extension headers, if any); with
+        // no NEEDS_CSUM the kernel gives no offset, so take the fixed IP header's length.
+        let l4 = if needs_csum {
+            usize::from(hdr.csum_start)
+        } else {
+            ip_len
+        };
+        if l4 < ip_len {
+            return Err(OffloadError::Malformed);
+        }
+        if !v6
+            && pkt.get(9)
+                != Some(
+                    &(if kind == L4::Tcp {
+                        PROTO_TCP
+                    } else {
+                        PROTO_UDP
+                    }),
+                )
+        {
+            return Err(OffloadError::Malformed);
+        }
+        let l4_hdr = match kind {
+            L4::Tcp => {
+                let doff = pkt.get(l4 + 12).ok_or(OffloadError::Truncated)? >> 4;
+                usize::from(doff) * 4
+            }
+            L4::Udp => 8,
+        };
+        if l4_hdr < if kind == L4::Tcp { 20 } else { 8 } {
+            return Err(OffloadError::Malformed);
+        }
+        let hdr_len = l4 + l4_hdr;
+        if pkt.len() < hdr_len {
+            return Err(OffloadError::Truncated);
+        }
+        Ok(Self {
+            l4,
+            hdr_len,
+            kind: Some(kind),
+            gso_size: usize::from(hdr.gso_size),
+            next: hdr_len,
+            ..base
+        })
+    }
+
+    /// Segments still to come (at least 1 until the first call).
+    pub fn remaining(&self) -> usize {
+        if self.done {
+            0
+        } else if self.kind.is_none() {
+            1
+        } else {
+            let left = self.pkt.len() - self.next;
+            left.div_ceil(self.gso_size.max(1)).max(1)
+        }
+    }
+
+    /// The length of the largest segment this packet yields.
+    pub fn max_segment_len(&self) -> usize {
+        if self.kind.is_none() {
+            self.pkt.len()
+        } else {
+            self.hdr_len + self.gso_size.min(self.pkt.len() - self.hdr_len)
+        }
+    }
+
+    /// Writes the next segment to the start of `out`; returns its length, or `None` when all
+    /// segments were written.
+    pub fn next_into(&mut self, out: &mut [u8]) -> Option<Result<usize, OffloadError>> {
+        if self.done {
+            return None;
+        }
+        let Some(kind) = self.kind else {
+            self.done = true;
+            return Some(self.whole_into(out));
+        };
+        let left = self.pkt.len() - self.next;
+        let take = left.min(self.gso_size);
+        let first = self.index == 0;
+        let last = self.next + take >= self.pkt.len();
+        let len = self.hdr_len + take;
+        let Some(dst) = out.get_mut(..len) else {
+            self.done = true;
+            return Some(Err(OffloadError::NoRoom));
+        };
+        let r = self.write_segment(dst, kind, take, first, last);
+        self.next += take;
+        self.index = self.index.wrapping_add(1);
+        if last {
+            self.done = true;
+        }
+        Some(r.map(|()| len).ok_or(OffloadError::Malformed))
+    }
+
+    fn whole_into(&self, out: &mut [u8]) -> Result<usize, OffloadError> {
+        let len = self.pkt.len();
+        let dst = out.get_mut(..len).ok_or(OffloadError::NoRoom)?;
+        dst.copy_from_slice(self.pkt);
+        if let Some((start, offset)) = self.finish {
+            // The field holds the pseudo-header sum: summing from csum_start over it and the
+            // rest of the packet gives the checksum (virtio spec, "Packet Transmission").
+            let mut c = Checksum::new();
+            c.add_bytes(dst.get(start..).ok_or(OffloadError::Truncated)?);
+            let mut sum = c.finish();
+            if offset == 6 && sum == 0 {
+                sum = 0xffff;
+            }
+            put16(dst, start + offset, sum).ok_or(OffloadError::Truncated)?;
+        }
+        Ok(len)
+    }
+
+    fn write_segment(
+        &self,
+        dst: &mut [u8],
+        kind: L4,
+        take: usize,
+        first: bool,
+        last: bool,
+    ) -> Option<()> {
+        let h = self.hdr_len;
+        dst.get_mut(..h)?.copy_from_slice(self.pkt.get(..h)?);
+        dst.get_mut(h..)?
+            .copy_from_slice(self.pkt.get(self.next..self.next + take)?);
+        let len = dst.len();
+        if self.v6 {
+            put16(dst, 4, u16::try_from(len - 40).ok()?)?;
+        } else {
+            put16(dst, 2, u16::try_from(len).ok()?)?;
+            let id = be16(dst, 4)?.wrapping_add(self.index as u16);
+            put16(dst, 4, id)?;
+            set_ipv4_checksum(dst, usize::from(dst.first()? & 0x0f) * 4)?;
+        }
+        let l4 = self.l4;
+        match kind {
+            L4::Tcp => {
+                let offset = u32::try_from(self.next - h).ok()?;
+                let seq = be32(dst, l4 + 4)?.wrapping_add(offset);
+                put32(dst, l4 + 4, seq)?;
+                let flags = dst.get_mut(l4 + 13)?;
+                if !last {
+                    *flags &= !(TCP_PSH | TCP_FIN);
+                }
+                if !first {
+                    *flags &= !TCP_CWR;
+                }
+            }
+            L4::Udp => put16(dst, l4 + 4, u16::try_from(len - l4).ok()?)?,
+        }
+        set_l4_checksum(dst, self.v6, l4, kind)
+    }
+}
+
+/// Whether the TCP checksum of the IP packet `pkt` (L4 header at `l4`) verifies.
+fn tcp_checksum_ok(pkt: &[u8], v6: bool, l4: usize) -> bool {
+    let Some(seg) = pkt.get(l4..) else {
+        return false;
+    };
+    let mut c = Checksum::new();
+    if add_pseudo(&mut c, pkt, v6, PROTO_TCP, seg.len()).is_none() {
+        return false;
+    }
+    c.add_bytes(seg).folded() == 0xffff
+}
+
+/// What identifies a TCP packet for coalescing: the headers that must match.
+#[derive(Debug, Clone, Copy)]
+struct TcpView {
+    v6: bool,
+    /// Offset of the TCP header (the IP header length).
+    l4: usize,
+    /// Offset of the payload.
+    payload: usize,
+    seq: u32,
+    flags: u8,
+}
+
+/// Parses `pkt` as a TCP packet that may take part in coalescing: IPv4 without options and
+/// not a fragment, or IPv6 with TCP as next header; whole (lengths agree with the buffer).
+fn tcp_view(pkt: &[u8]) -> Option<TcpView> {
+    let v6 = match pkt.first()? >> 4 {
+        4 => false,
+        6 => true,
+        _ => return None,
+    };
+    let l4 = if v6 {
+        if pkt.get(6) != Some(&PROTO_TCP)
+            || usize::from(be16(pkt, 4)?).checked_add(40)? != pkt.len()
+        {
+            return None;
+        }
+        40
+    } else {
+        let frag = be16(pkt, 6)?;
+        if pkt.first()? & 0x0f != 5
+            || pkt.get(9) != Some(&PROTO_TCP)
+            || frag & 0x3fff != 0
+            || usize::from(be16(pkt, 2)?) != pkt.len()
+        {
+            return None;
+        }
+        20
+    };
+    let doff = usize::from(pkt.get(l4 + 12)? >> 4) * 4;
+    let payload = l4.checked_add(doff)?;
+    if doff < 20 || payload > pkt.len() {
+        return None;
+    }
+    Some(TcpView {
+        v6,
+        l4,
+        payload,
+        seq: be32(pkt, l4 + 4)?,
+        flags: *pkt.get(l4 + 13)?,
+    })
+}
+
+/// Merges consecutive TCP segments of one flow into a super-packet with a virtio header,
+/// ready for one `write` to a vnet-header TUN queue. Owns one 64 KiB buffer, allocated once.
+pub struct Coalescer {
+    buf: Box<[u8]>,
+    /// Bytes used in `buf` (virtio header included); 0 when no run is open.
+    len: usize,
+    view: Option<TcpView>,
+    gso_size: usize,
+    next_seq: u32,
+    count: usize,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Coalescer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer")
+            .field("len", &self.len)
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl Default for Coalescer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Coalescer {
+    /// An empty coalescer.
+    pub fn new() -> Self {
+        Self {
+            buf: vec![0u8; VNET_HDR_LEN + MAX_SUPER].into_boxed_slice(),
+            len: 0,
+            view: None,
+            gso_size: 0,
+            next_seq: 0,
+            count: 0,
+            closed: false,
+        }
+    }
+
+    /// Whether a run is open.
+    pub fn is_open(&self) -> bool {
+        self.view.is_some()
+    }
+
+    /// Segments in the open run.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Adds `pkt` to the open run if it continues it, or else, when no run is open, starts
+    /// one with it if it can be coalesced. Returns whether `pkt` was taken; when it was not,
+    /// call [`finish`](Self::finish) (if a run is open) and push it again, or send it alone.
+    pub fn push(&mut self, pkt: &[u8]) -> bool {
+        let Some(v) = tcp_view(pkt) else {
+            return false;
+        };
+        let payload = pkt.len() - v.payload;
+        if self.view.is_none() {
+            return self.start(pkt, v, payload);
+        }
+        self.append(pkt, v, payload)
+    }
+
+    fn start(&mut self, pkt: &[u8], v: TcpView, payload: usize) -> bool {
+        // Only plain data segments (ACK, no PSH/FIN/SYN/RST/URG/ECE/CWR) start a run; PSH or
+        // FIN may only end one, CWR stays on a packet of its own.
+        if payload == 0 || v.flags != TCP_ACK || !tcp_checksum_ok(pkt, v.v6, v.l4) {
+            return false;
+        }
+        let Some(dst) = self.buf.get_mut(VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(pkt);
+        self.len = VNET_HDR_LEN + pkt.len();
+        self.view = Some(v);
+        self.gso_size = payload;
+        self.next_seq = v.seq.wrapping_add(payload as u32);
+        self.count = 1;
+        self.closed = false;
+        true
+    }
+
+    fn append(&mut self, pkt: &[u8], v: TcpView, payload: usize) -> bool {
+        let Some(head) = self.view else {
+            return false;
+        };
+        let allowed = TCP_ACK | TCP_PSH | TCP_FIN;
+        if self.closed
+            || self.count >= MAX_COALESCE
+            || payload == 0
+            || payload > self.gso_size
+            || v.v6 != head.v6
+            || v.payload != head.payload
+            || v.seq != self.next_seq
+            || v.flags & !allowed != 0
+            || v.flags & TCP_ACK == 0
+            || self.len + payload > VNET_HDR_LEN + MAX_SUPER
+        {
+            return false;
+        }
+        let Some(h) = self.buf.get(VNET_HDR_LEN..VNET_HDR_LEN + head.payload) else {
+            return false;
+        };
+        let Some(p) = pkt.get(..head.payload) else {
+            return false;
+        };
+        if !same_flow_headers(h, p, head) || !tcp_checksum_ok(pkt, v.v6, v.l4) {
+            return false;
+        }
+        let Some(dst) = self.buf.get_mut(self.len..self.len + payload) else {
+            return false;
+        };
+        let Some(src) = pkt.get(v.payload..) else {
+            return false;
+        };
+        dst.copy_from_slice(src);
+        self.len += payload;
+        self.count += 1;
+        self.next_seq = self.next_seq.wrapping_add(payload as u32);
+        if let Some(f) = self.buf.get_mut(VNET_HDR_LEN + head.l4 + 13) {
+            *f |= v.flags & (TCP_PSH | TCP_FIN);
+        }
+        // A short segment, PSH or FIN ends the run (the kernel's GRO flushes there too).
+        if payload < self.gso_size || v.flags & (TCP_PSH | TCP_FIN) != 0 {
+            self.closed = true;
+        }
+        true
+    }
+
+    /// Closes the open run and returns it with its virtio header in front, ready to write:
+    /// one segment is returned as it came (`GSO_NONE`); several become one super-packet with
+    /// fixed IP lengths, a partial TCP checksum and `GSO_TCPV4`/`GSO_TCPV6`. `None` if no run
+    /// was open.
+    pub fn finish(&mut self) -> Option<&[u8]> {
+        let v = self.view.take()?;
+        let len = std::mem::take(&mut self.len);
+        let count = std::mem::take(&mut self.count);
+        let pkt = self.buf.get_mut(VNET_HDR_LEN..len)?;
+        let hdr = if count <= 1 {
+            VnetHdr::default()
+        } else {
+            let plen = pkt.len();
+            if v.v6 {
+                put16(pkt, 4, u16::try_from(plen - 40).ok()?)?;
+            } else {
+                put16(pkt, 2, u16::try_from(plen).ok()?)?;
+                set_ipv4_checksum(pkt, 20)?;
+            }
+            // CHECKSUM_PARTIAL convention: the field holds the folded pseudo-header sum (not
+            // complemented) over the whole TCP length; the kernel finishes each segment.
+            let mut c = Checksum::new();
+            add_pseudo(&mut c, pkt, v.v6, PROTO_TCP, plen - v.l4)?;
+            put16(pkt, v.l4 + 16, c.folded())?;
+            VnetHdr {
+                flags: VnetHdr::F_NEEDS_CSUM,
+                gso_type: if v.v6 {
+                    VnetHdr::GSO_TCPV6
+                } else {
+                    VnetHdr::GSO_TCPV4
+                },
+                hdr_len: u16::try_from(v.payload).ok()?,
+                gso_size: u16::try_from(self.gso_size).ok()?,
+                csum_start: u16::try_from(v.l4).ok()?,
+                csum_offset: 16,
+            }
+        };
+        self.buf
+            .get_mut(..VNET_HDR_LEN)?
+            .copy_from_slice(&hdr.encode());
+        self.buf.get(..len)
+    }
+}
+
+/// Whether the headers (up to the payload) of `p` match the run's head `h` where they must:
+/// everything but the IPv4 total length, identification and checksum (or IPv6 payload
+/// length), the TCP sequence number, flags, window and checksum.
+fn same_flow_headers(h: &[u8], p: &[u8], v: TcpView) -> bool {
+    let l4 = v.l4;
+    let ip_same = if v.v6 {
+        // Version, traffic class, flow label; next header, hop limit; addresses.
+        h.get(..4) == p.get(..4) && h.get(6..40) == p.get(6..40)
+    } else {
+        // Version/IHL, TOS; flags (DF); TTL, protocol; addresses.
+        h.get(..2) == p.get(..2)
+            && h.get(6) == p.get(6)
+            && h.get(8..10) == p.get(8..10)
+            && h.get(12..20) == p.get(12..20)
+    };
+    ip_same
+        // Ports; acknowledgment number; data offset; urgent pointer; options.
+        && h.get(l4..l4 + 4) == p.get(l4..l4 + 4)
+        && h.get(l4 + 8..l4 + 13) == p.get(l4 + 8..l4 + 13)
+        && h.get(l4 + 18..v.payload) == p.get(l4 + 18..v.payload)
+}
+
+#[cfg(test)]
+mod tests;
