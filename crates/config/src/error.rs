@@ -304,9 +304,15 @@ pub enum ErrorKind {
         /// The absent key.
         key: &'static str,
     },
-    /// A tunnel without `[tunnel.manual]`.
-    #[error("tunnel has no [tunnel.manual] section")]
+    /// A tunnel with neither IKE keying (`psk`, `psk_file`) nor `[tunnel.manual]`.
+    #[error("tunnel has no keys: neither psk/psk_file (IKE) nor [tunnel.manual]")]
     NoManual,
+    /// An IKE setting that is wrong ([`crate::ike::IkeProblem`]).
+    #[error("{problem}")]
+    Ike {
+        /// What is wrong.
+        problem: crate::ike::IkeProblem,
+    },
     /// An MTU below the IPv6 minimum on a tunnel with IPv6 inside addresses.
     #[error("mtu {mtu} is below 1280, the IPv6 minimum, and inside has {addr}")]
     MtuTooSmallForIpv6 {
@@ -422,8 +428,9 @@ impl ErrorKind {
             }
             Self::MissingKey { .. } => "set key_file, or both outbound_key and inbound_key".into(),
             Self::NoManual => {
-                "IKE is not available yet; add [tunnel.manual] with suite, SPIs and keys".into()
+                "set psk_file (IKE), or add [tunnel.manual] with suite, SPIs and keys".into()
             }
+            Self::Ike { problem } => problem.hint(),
             Self::MtuTooSmallForIpv6 { .. } => "raise mtu to at least 1280".into(),
             Self::InsecureMode { file, .. } => format!("chmod 600 {}", file.display()),
             Self::WrongOwner { file, euid, .. } => format!("chown {euid} {}", file.display()),

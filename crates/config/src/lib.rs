@@ -7,9 +7,9 @@
 //! by the running user or root.
 //!
 //! This crate does no I/O beyond reading the configuration and its key files (and their
-//! metadata); it does not watch files, apply anything to the system, or talk to peers. IKE
-//! settings do not exist yet: every tunnel needs `[tunnel.manual]`. The format is described in
-//! `docs/configuration.md`.
+//! metadata); it does not watch files, apply anything to the system, or talk to peers. A tunnel
+//! is keyed either by IKE (`psk` or `psk_file`, optional `[tunnel.ike]`, see [`ike`]) or by
+//! `[tunnel.manual]`. The format is described in `docs/configuration.md`.
 //!
 //! Secrets: file bytes are read into wiped buffers, every string the TOML parser hands over is
 //! moved into a wiped buffer, and keys are decoded from there straight into
@@ -22,6 +22,7 @@
 
 mod ctx;
 mod error;
+pub mod ike;
 pub mod model;
 mod tree;
 mod validate;

@@ -106,6 +106,9 @@ pub struct Tunnel {
     pub replay_window: u32,
     /// Fixed SAs (`[tunnel.manual]`), like `ip xfrm state`.
     pub manual: Option<ManualKeys>,
+    /// IKE keying (`psk`/`psk_file`, `local_id`, `remote_id`, `[tunnel.ike]`); exactly one of
+    /// `manual` and `ike` is set.
+    pub ike: Option<crate::ike::TunnelIke>,
 }
 
 impl Tunnel {

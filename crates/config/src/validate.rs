@@ -13,6 +13,10 @@ use zeroize::Zeroizing;
 
 use crate::ctx::{FileMeta, LoadCtx};
 use crate::error::{ConfigError, ConfigErrors, ErrorKind, HexProblem};
+use crate::ike::{
+    Identity, IkeProblem, IkeSettings, ProposalKind, TunnelIke, check_psk, parse_identity,
+    parse_pfs, parse_proposal, psk_from_file,
+};
 use crate::model::{
     Appliance, Config, Dataplane, Encap, ManualKeys, ManualSa, MssClamp, Prefix, Tunnel,
 };
@@ -37,6 +41,22 @@ const TUNNEL_KEYS: &[&str] = &[
     "nat_keepalive",
     "replay_window",
     "manual",
+    "psk",
+    "psk_file",
+    "local_id",
+    "remote_id",
+    "ike",
+];
+/// Keys accepted in `[tunnel.ike]`.
+const IKE_KEYS: &[&str] = &[
+    "proposals",
+    "esp_proposals",
+    "pfs",
+    "initiate",
+    "ike_lifetime",
+    "child_lifetime",
+    "dpd_interval",
+    "dpd_timeout",
 ];
 /// Keys accepted in `[tunnel.manual]`.
 const MANUAL_KEYS: &[&str] = &[
@@ -441,8 +461,15 @@ impl Checker<'_> {
                     for (i, item) in items.iter().enumerate() {
                         let path = format!("tunnel[{i}]");
                         let private = appliance.as_ref().and_then(|a| a.private_ip);
-                        let (tunnel, f) =
-                            self.tunnel(src, item, path, node.span.as_ref(), private, &mut inline);
+                        let public = appliance.as_ref().and_then(|a| a.public_ip);
+                        let (tunnel, f) = self.tunnel(
+                            src,
+                            item,
+                            path,
+                            node.span.as_ref(),
+                            (private, public),
+                            &mut inline,
+                        );
                         facts.push(f);
                         match (tunnel, tunnels.as_mut()) {
                             (Some(t), Some(list)) => list.push(t),
@@ -689,7 +716,7 @@ impl Checker<'_> {
         node: &Node,
         path: String,
         fallback: Option<&Range<usize>>,
-        private_ip: Option<IpAddr>,
+        (private_ip, public_ip): (Option<IpAddr>, Option<IpAddr>),
         inline: &mut Option<InlineKeys>,
     ) -> (Option<Tunnel>, TunnelFacts) {
         let mut facts = TunnelFacts {
@@ -872,16 +899,36 @@ impl Checker<'_> {
         let nat_keepalive = self.int(src, &t, "nat_keepalive", 0, 3600);
         let replay_window = self.int(src, &t, "replay_window", 64, 4096);
 
-        let suite_and_manual = match t.get("manual") {
-            Some(n) => self.manual(
-                src,
-                n,
-                t.child("manual"),
-                t.span.as_ref(),
-                &mut facts,
-                inline,
-            ),
-            None => {
+        // Keying: IKE (psk, psk_file, [tunnel.ike]) or [tunnel.manual], exactly one.
+        let ike_key = ["psk", "psk_file", "ike"]
+            .into_iter()
+            .find(|k| t.get(k).is_some());
+        let manual = match (t.get("manual"), ike_key) {
+            (Some(n), ike_key) => {
+                if let Some(k) = ike_key {
+                    let span = t.get(k).and_then(|n| span_or(n, t.span.as_ref()));
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child(k),
+                        ErrorKind::Ike {
+                            problem: IkeProblem::ManualAndIke,
+                        },
+                    );
+                    ok = false;
+                }
+                self.manual(
+                    src,
+                    n,
+                    t.child("manual"),
+                    t.span.as_ref(),
+                    &mut facts,
+                    inline,
+                )
+                .map(Some)
+            }
+            (None, Some(_)) => Some(None),
+            (None, None) => {
                 self.push(
                     src,
                     t.span.as_ref(),
@@ -890,6 +937,12 @@ impl Checker<'_> {
                 );
                 None
             }
+        };
+        let ike = match (&manual, ike_key) {
+            (Some(None), Some(_)) => self
+                .tunnel_ike(src, &t, public_ip.or(private_ip), peer, inline)
+                .map(Some),
+            _ => Some(None),
         };
 
         let build = || -> Option<Tunnel> {
@@ -916,7 +969,8 @@ impl Checker<'_> {
                         .unwrap_or(i64::from(DEFAULT_REPLAY_WINDOW)),
                 )
                 .ok()?,
-                manual: Some(suite_and_manual?),
+                manual: manual?,
+                ike: ike?,
             })
         };
         let tunnel = build();
@@ -1352,6 +1406,306 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    fn ike_problem(
+        &mut self,
+        src: Src<'_>,
+        span: Option<&Range<usize>>,
+        path: &str,
+        problem: IkeProblem,
+    ) {
+        self.push(src, span, path, ErrorKind::Ike { problem });
+    }
+
+    /// IKE keying of tunnel `t`: `psk` or `psk_file`, `local_id` (default `default_local`, the
+    /// appliance's public or private address), `remote_id` (default `peer`), `[tunnel.ike]`.
+    fn tunnel_ike(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        default_local: Option<IpAddr>,
+        peer: Option<IpAddr>,
+        inline: &mut Option<InlineKeys>,
+    ) -> Option<TunnelIke> {
+        let psk_node = t.get("psk");
+        let file_node = t.get("psk_file");
+        if inline.is_none() {
+            if let Some(n) = psk_node {
+                *inline = Some(InlineKeys {
+                    span: span_or(n, t.span.as_ref()),
+                    path: t.child("psk"),
+                });
+            }
+        }
+        let psk = match (psk_node, file_node) {
+            (Some(_), Some(f)) => {
+                let span = span_or(f, t.span.as_ref());
+                self.ike_problem(
+                    src,
+                    span.as_ref(),
+                    &t.child("psk_file"),
+                    IkeProblem::PskAndPskFile,
+                );
+                None
+            }
+            (Some(n), None) => match &n.value {
+                Value::Str(s) => {
+                    let key = Zeroizing::new(s.as_bytes().to_vec());
+                    match check_psk(&key) {
+                        Ok(()) => Some(key),
+                        Err(problem) => {
+                            let span = span_or(n, t.span.as_ref());
+                            self.ike_problem(src, span.as_ref(), &t.child("psk"), problem);
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    self.wrong_type(src, t, "psk", n, "a string");
+                    None
+                }
+            },
+            (None, Some(f)) => self.psk_file(src, t, f),
+            (None, None) => {
+                self.ike_problem(
+                    src,
+                    t.span.as_ref(),
+                    &t.child("psk_file"),
+                    IkeProblem::NoPsk,
+                );
+                None
+            }
+        };
+
+        let identity =
+            |c: &mut Self, key: &str, default: Option<IpAddr>, missing: Option<IkeProblem>| {
+                match c.str(src, t, key) {
+                    Ok(Some((n, s))) => match parse_identity(s) {
+                        Ok(id) => Some(id),
+                        Err(problem) => {
+                            let span = span_or(n, t.span.as_ref());
+                            c.ike_problem(src, span.as_ref(), &t.child(key), problem);
+                            None
+                        }
+                    },
+                    Ok(None) => match (default, missing) {
+                        (Some(a), _) => Some(Identity::Addr(a)),
+                        (None, Some(problem)) => {
+                            c.ike_problem(src, t.span.as_ref(), &t.child(key), problem);
+                            None
+                        }
+                        // The peer is missing or wrong, which is reported already.
+                        (None, None) => None,
+                    },
+                    Err(()) => None,
+                }
+            };
+        let local_id = identity(self, "local_id", default_local, Some(IkeProblem::NoLocalId));
+        let remote_id = identity(self, "remote_id", peer, None);
+
+        let settings = match t.get("ike") {
+            Some(n) => self.ike_settings(src, n, t.child("ike"), t.span.as_ref()),
+            None => Some(IkeSettings::default()),
+        };
+        Some(TunnelIke {
+            psk: psk?,
+            local_id: local_id?,
+            remote_id: remote_id?,
+            settings: settings?,
+        })
+    }
+
+    /// Reads and checks a `psk_file`: mode 0600 or stricter, one trailing newline cut.
+    fn psk_file(&mut self, src: Src<'_>, t: &Tbl<'_>, node: &Node) -> Option<Zeroizing<Vec<u8>>> {
+        let span = span_or(node, t.span.as_ref());
+        let path_str = t.child("psk_file");
+        let Value::Str(s) = &node.value else {
+            self.wrong_type(src, t, "psk_file", node, "a string (a file path)");
+            return None;
+        };
+        if s.is_empty() {
+            self.push(
+                src,
+                span.as_ref(),
+                &path_str,
+                ErrorKind::KeyFileIo {
+                    file: PathBuf::new(),
+                    reason: "the path is empty".into(),
+                },
+            );
+            return None;
+        }
+        let file = match src.name.parent() {
+            Some(dir) if Path::new(s.as_str()).is_relative() => dir.join(s.as_str()),
+            _ => PathBuf::from(s.as_str()),
+        };
+        let content = match self.ctx.files.read(&file) {
+            Ok(c) => c,
+            Err(e) => {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path_str,
+                    ErrorKind::KeyFileIo {
+                        file,
+                        reason: e.to_string(),
+                    },
+                );
+                return None;
+            }
+        };
+        if let Some(kind) = self.secret_file_problem(&file, content.meta) {
+            self.push(src, span.as_ref(), &path_str, kind);
+            return None;
+        }
+        let psk = psk_from_file(&content.bytes);
+        if let Err(problem) = check_psk(&psk) {
+            self.ike_problem(src, span.as_ref(), &path_str, problem);
+            return None;
+        }
+        Some(psk)
+    }
+
+    /// `[tunnel.ike]`.
+    fn ike_settings(
+        &mut self,
+        src: Src<'_>,
+        node: &Node,
+        path: String,
+        fallback: Option<&Range<usize>>,
+    ) -> Option<IkeSettings> {
+        let t = self.table(src, node, path, fallback)?;
+        self.check_keys(src, &t, IKE_KEYS);
+        let d = IkeSettings::default();
+        let proposals = self.proposals(src, &t, "proposals", ProposalKind::Ike);
+        let esp_proposals = self.proposals(src, &t, "esp_proposals", ProposalKind::Esp);
+        let pfs = match self.str(src, &t, "pfs") {
+            Ok(Some((n, s))) => match parse_pfs(s) {
+                Ok(g) => Some(g),
+                Err(problem) => {
+                    let span = span_or(n, t.span.as_ref());
+                    self.ike_problem(src, span.as_ref(), &t.child("pfs"), problem);
+                    None
+                }
+            },
+            Ok(None) => Some(d.pfs),
+            Err(()) => None,
+        };
+        let initiate = self.bool(src, &t, "initiate");
+        let secs = |c: &mut Self, key: &str, min: i64, max: i64| {
+            c.int(src, &t, key, min, max)
+                .map(|v| v.and_then(|v| u64::try_from(v).ok()))
+        };
+        let ike_lifetime = secs(self, "ike_lifetime", 300, 86_400);
+        let child_lifetime = secs(self, "child_lifetime", 120, 86_400);
+        let dpd_interval = secs(self, "dpd_interval", 0, 3_600);
+        let dpd_timeout = secs(self, "dpd_timeout", 5, 3_600);
+        let ike_s = ike_lifetime.ok()?.unwrap_or(d.ike_lifetime.as_secs());
+        let child_s = child_lifetime.ok()?.unwrap_or(d.child_lifetime.as_secs());
+        let interval_s = dpd_interval
+            .ok()?
+            .unwrap_or(d.dpd_interval.map_or(0, |i| i.as_secs()));
+        let timeout_s = dpd_timeout.ok()?.unwrap_or(d.dpd_timeout.as_secs());
+        let mut ok = true;
+        if child_s > ike_s {
+            let key = if t.get("child_lifetime").is_some() {
+                "child_lifetime"
+            } else {
+                "ike_lifetime"
+            };
+            let span = t.get(key).and_then(|n| span_or(n, t.span.as_ref()));
+            self.ike_problem(
+                src,
+                span.as_ref(),
+                &t.child(key),
+                IkeProblem::ChildOutlivesIke {
+                    child: child_s,
+                    ike: ike_s,
+                },
+            );
+            ok = false;
+        }
+        if interval_s > 0 && timeout_s <= interval_s {
+            let key = if t.get("dpd_timeout").is_some() {
+                "dpd_timeout"
+            } else {
+                "dpd_interval"
+            };
+            let span = t.get(key).and_then(|n| span_or(n, t.span.as_ref()));
+            self.ike_problem(
+                src,
+                span.as_ref(),
+                &t.child(key),
+                IkeProblem::DpdTimeout {
+                    timeout: timeout_s,
+                    interval: interval_s,
+                },
+            );
+            ok = false;
+        }
+        let settings = IkeSettings {
+            proposals: proposals?.unwrap_or(d.proposals),
+            esp_proposals: esp_proposals?.unwrap_or(d.esp_proposals),
+            pfs: pfs?,
+            initiate: initiate.ok()?.unwrap_or(d.initiate),
+            ike_lifetime: Duration::from_secs(ike_s),
+            child_lifetime: Duration::from_secs(child_s),
+            dpd_interval: (interval_s > 0).then(|| Duration::from_secs(interval_s)),
+            dpd_timeout: Duration::from_secs(timeout_s),
+        };
+        ok.then_some(settings)
+    }
+
+    /// A list of proposals; `Some(None)` when absent, `None` when reported as wrong.
+    fn proposals(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        key: &str,
+        kind: ProposalKind,
+    ) -> Option<Option<Vec<crate::ike::Proposal>>> {
+        let Some(node) = t.get(key) else {
+            return Some(None);
+        };
+        let Value::Array(items) = &node.value else {
+            self.wrong_type(src, t, key, node, "an array of strings");
+            return None;
+        };
+        if items.is_empty() {
+            let span = span_or(node, t.span.as_ref());
+            self.ike_problem(src, span.as_ref(), &t.child(key), IkeProblem::NoProposals);
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", t.child(key));
+            let span = span_or(item, node.span.as_ref().or(t.span.as_ref()));
+            let Value::Str(s) = &item.value else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::WrongType {
+                        expected: "a string",
+                        found: item.value.type_name(),
+                    },
+                );
+                ok = false;
+                continue;
+            };
+            match parse_proposal(s, kind) {
+                Ok(p) => out.push(p),
+                Err(problem) => {
+                    self.ike_problem(src, span.as_ref(), &path, problem);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(Some(out))
     }
 }
 

@@ -576,13 +576,13 @@ fn key_file_and_inline_keys_are_exclusive_and_one_is_needed() {
 }
 
 #[test]
-fn tunnel_without_manual_is_refused_for_now() {
+fn tunnel_without_keys_is_refused() {
     let text: String = valid().lines().take(21).map(|l| format!("{l}\n")).collect();
     let e = one_error(&text, 11, "tunnel[0].manual");
     assert_eq!(e.kind, ErrorKind::NoManual);
     assert!(
         e.to_string()
-            .contains("IKE is not available yet; add [tunnel.manual]")
+            .contains("set psk_file (IKE), or add [tunnel.manual]")
     );
 }
 
