@@ -75,6 +75,18 @@ pub fn run(config: &Path, control: &Path) -> Result<()> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
     ])?;
+    // systemd (Type=notify): READY once the tunnels are up, the control socket serves and the
+    // signals are handled; keep-alives only while the control socket answers.
+    let mut systemd = crate::systemd::Service::from_env();
+    let ping = control.to_owned();
+    systemd.start_watchdog(crate::systemd::watchdog_period_from_env(), move || {
+        crate::control::request(&ping, "status").is_ok()
+    });
+    systemd.ready(&format!(
+        "{} tunnel(s) up; control socket {}",
+        cfg.tunnels.len(),
+        control.display()
+    ));
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
             tracing::warn!(
@@ -85,6 +97,7 @@ pub fn run(config: &Path, control: &Path) -> Result<()> {
         tracing::info!(signal = sig, "stopping");
         break;
     }
+    systemd.stopping("stopping: removing tunnels");
     drop(infos);
     drop((ike, bgp));
     if let Ok(dp) = Arc::try_unwrap(dp) {

@@ -14,3 +14,4 @@ pub mod lab;
 pub mod netns;
 pub mod peers;
 pub mod status;
+pub mod systemd;
