@@ -254,6 +254,27 @@ impl<'a> Splitter<'a> {
         }
     }
 
+    /// Skips the next `k` segments without writing them (to resume a packet that was cut
+    /// across batches).
+    pub fn skip(&mut self, k: usize) {
+        if k == 0 || self.done {
+            return;
+        }
+        if self.kind.is_none() {
+            self.done = true;
+            return;
+        }
+        let left = self.pkt.len() - self.next;
+        let bytes = k.saturating_mul(self.gso_size);
+        if bytes >= left {
+            self.next = self.pkt.len();
+            self.done = true;
+        } else {
+            self.next += bytes;
+        }
+        self.index = self.index.wrapping_add(k as u32);
+    }
+
     /// The length of the largest segment this packet yields.
     pub fn max_segment_len(&self) -> usize {
         if self.kind.is_none() {
