@@ -221,6 +221,10 @@ impl Session {
     pub fn peer_id(&self) -> Option<Ipv4Addr> {
         self.peer_open.as_ref().map(|o| o.bgp_id)
     }
+    /// Changes passive/active open (used when an accepted connection takes over a neighbor).
+    pub fn set_passive(&mut self, passive: bool) {
+        self.cfg.passive = passive;
+    }
     /// The codec context of this session (4-octet AS or not).
     pub fn decode_ctx(&self) -> DecodeCtx {
         self.ctx
