@@ -8,4 +8,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod endpoint;
+pub mod sk;
 pub mod wire;
+
+pub use config::{Dpd, EspProposal, IkeId, IkeProposal, Lifetimes, TunnelId, TunnelIkeConfig};
+pub use endpoint::{DownReason, Endpoint, EndpointSettings, Event, Instant, SaSnapshot, Transmit};
+pub use sk::IkeSuite;

@@ -1,0 +1,413 @@
+//! The sans-IO IKEv2 endpoint: every IKE SA of every tunnel, driven by datagrams, timeouts
+//! and commands, with transmissions and events polled out.
+//!
+//! Exchanges, as initiator and responder:
+//! - IKE_SA_INIT (RFC 7296 §1.2) with NAT detection (§2.23), INVALID_KE_PAYLOAD retry with
+//!   the requested group (§1.2), COOKIE echo as initiator (§2.6), NO_PROPOSAL_CHOSEN reported
+//!   as an [`Event::NoProposalChosen`] with both sides' proposals;
+//! - IKE_AUTH with PSK (§2.15) carrying the first Child SA (§1.2), INITIAL_CONTACT, identity
+//!   check of the peer;
+//! - CREATE_CHILD_SA rekeying a Child SA (§1.3.3) with optional PFS, make-before-break: the
+//!   new SA is announced before the old one is deleted; and rekeying the IKE SA (§1.3.2,
+//!   §2.18), moving the Child SAs to the new IKE SA;
+//! - INFORMATIONAL: liveness (DPD, §2.4), DELETE of Child SAs and of the IKE SA (§1.4.1).
+//!
+//! Reliability: one request outstanding per IKE SA (window size 1), retransmitted with
+//! exponential back-off and a give-up limit (§2.1); duplicate requests get the cached response
+//! (§2.2); responses that do not match the outstanding request are dropped.
+//!
+//! Not done (yet): cookies as responder, IKE fragmentation on send and reassembly (RFC 7383),
+//! rekey collisions (§2.8.1, §2.8.2) and simultaneous initiation beyond "the later SA wins",
+//! CREATE_CHILD_SA for additional Child SAs, EAP and certificate authentication, MOBIKE.
+//! A request for an unsupported exchange gets an error notify, never a false success.
+
+mod sa;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bh_crypto::{EspSuite, SecureRandom, Zeroizing};
+
+use crate::config::{TunnelId, TunnelIkeConfig};
+use crate::sk::IkeSuite;
+use crate::wire::{ExchangeType, Header, NotifyType};
+
+pub use sa::SaSnapshot;
+
+/// A point in time, in nanoseconds from an arbitrary origin chosen by the caller (the shell
+/// uses CLOCK_BOOTTIME; simulations start at zero).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// The instant `ns` nanoseconds after the origin.
+    pub const fn from_nanos(ns: u64) -> Self {
+        Self(ns)
+    }
+
+    /// Nanoseconds since the origin.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Time elapsed since `earlier` (zero if `earlier` is later).
+    pub fn saturating_duration_since(self, earlier: Self) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl std::ops::Add<Duration> for Instant {
+    type Output = Self;
+    fn add(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
+/// A datagram to send. `data` is the IKE message without the non-ESP marker: the shell adds
+/// the marker when `src` is the ESP port (4500).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Local address to send from.
+    pub src: SocketAddr,
+    /// Destination.
+    pub dst: SocketAddr,
+    /// The IKE message.
+    pub data: Vec<u8>,
+}
+
+/// Why an SA went down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DownReason {
+    /// The peer did not answer (retransmissions exhausted or DPD timeout).
+    Timeout,
+    /// The peer deleted it.
+    DeletedByPeer,
+    /// We deleted it ([`Endpoint::close`]).
+    DeletedLocally,
+    /// It was replaced by a rekeyed SA.
+    Rekeyed,
+    /// The peer's AUTH or identity did not verify, or the peer refused ours.
+    AuthenticationFailed,
+    /// No proposal was acceptable.
+    NoProposalChosen,
+    /// The peer answered with this error notify.
+    PeerError(NotifyType),
+    /// The peer sent INITIAL_CONTACT on a new IKE SA: the old one is stale.
+    InitialContact,
+}
+
+/// What the shell must act on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// An IKE SA is established (IKE_AUTH finished, or an IKE rekey finished).
+    IkeSaUp {
+        /// Tunnel.
+        tunnel: TunnelId,
+        /// Our SPI.
+        local_spi: [u8; 8],
+        /// The peer's SPI.
+        remote_spi: [u8; 8],
+        /// The negotiated algorithms.
+        suite: IkeSuite,
+        /// Whether a NAT was detected (or UDP encapsulation forced).
+        nat: bool,
+        /// The addresses IKE uses from now on.
+        local: SocketAddr,
+        /// The peer's address.
+        remote: SocketAddr,
+    },
+    /// An IKE SA is gone.
+    IkeSaDown {
+        /// Tunnel.
+        tunnel: TunnelId,
+        /// Our SPI.
+        local_spi: [u8; 8],
+        /// Why.
+        reason: DownReason,
+    },
+    /// A Child SA pair to install. With `replaces`, the older pair stays installed until its
+    /// [`Event::ChildSaDown`] (make-before-break).
+    ChildSaUp {
+        /// Tunnel.
+        tunnel: TunnelId,
+        /// SPI the peer sends to (ours).
+        inbound_spi: u32,
+        /// SPI we send to (the peer's).
+        outbound_spi: u32,
+        /// ESP suite.
+        suite: EspSuite,
+        /// Extended sequence numbers.
+        esn: bool,
+        /// Inbound key material (encryption key with salt, then integrity key).
+        keys_in: Zeroizing<Vec<u8>>,
+        /// Outbound key material.
+        keys_out: Zeroizing<Vec<u8>>,
+        /// ESP in UDP (RFC 3948) because of NAT or by force.
+        udp_encap: bool,
+        /// Local address of the SA.
+        local: SocketAddr,
+        /// Peer address of the SA.
+        remote: SocketAddr,
+        /// Inbound SPI of the pair this one rekeys, if any.
+        replaces: Option<u32>,
+    },
+    /// A Child SA pair to remove.
+    ChildSaDown {
+        /// Tunnel.
+        tunnel: TunnelId,
+        /// Our inbound SPI.
+        inbound_spi: u32,
+        /// The outbound SPI.
+        outbound_spi: u32,
+        /// Why.
+        reason: DownReason,
+    },
+    /// Negotiation failed for want of a common proposal; both sides' offers, readable.
+    NoProposalChosen {
+        /// Tunnel.
+        tunnel: TunnelId,
+        /// Which exchange.
+        exchange: ExchangeType,
+        /// Our proposals.
+        ours: String,
+        /// The peer's proposals (empty when we only know that the peer refused ours).
+        theirs: String,
+    },
+}
+
+/// Endpoint-wide settings.
+#[derive(Clone, Copy, Debug)]
+pub struct EndpointSettings {
+    /// First retransmission timeout (RFC 7296 §2.1).
+    pub retransmit_timeout: Duration,
+    /// Retransmissions before giving up; the timeout doubles each time.
+    pub retransmit_tries: u32,
+    /// Most IKE SAs kept (half-open ones included); further IKE_SA_INIT requests are dropped.
+    pub max_sas: usize,
+    /// Delay before re-initiating a tunnel that went down.
+    pub restart_delay: Duration,
+}
+
+impl Default for EndpointSettings {
+    fn default() -> Self {
+        Self {
+            retransmit_timeout: Duration::from_secs(2),
+            retransmit_tries: 5,
+            max_sas: 1024,
+            restart_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// State shared by all SAs of an endpoint.
+struct Ctx {
+    settings: EndpointSettings,
+    rng: Box<dyn SecureRandom + Send>,
+    tunnels: Vec<TunnelIkeConfig>,
+    restart_at: Vec<Option<Instant>>,
+    tx: VecDeque<Transmit>,
+    ev: VecDeque<Event>,
+}
+
+/// The IKEv2 engine for all tunnels. See the module documentation.
+pub struct Endpoint {
+    ctx: Ctx,
+    sas: Vec<sa::IkeSa>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("tunnels", &self.ctx.tunnels.len())
+            .field("sas", &self.sas.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bounds on the queues, so a flood cannot grow memory without limit.
+const MAX_QUEUE: usize = 4096;
+
+impl Endpoint {
+    /// An endpoint with no tunnels.
+    pub fn new(settings: EndpointSettings, rng: Box<dyn SecureRandom + Send>) -> Self {
+        Self {
+            ctx: Ctx {
+                settings,
+                rng,
+                tunnels: Vec::new(),
+                restart_at: Vec::new(),
+                tx: VecDeque::new(),
+                ev: VecDeque::new(),
+            },
+            sas: Vec::new(),
+        }
+    }
+
+    /// Adds a tunnel and returns its id.
+    pub fn add_tunnel(&mut self, cfg: TunnelIkeConfig) -> TunnelId {
+        let id = TunnelId(u32::try_from(self.ctx.tunnels.len()).unwrap_or(u32::MAX));
+        self.ctx.tunnels.push(cfg);
+        self.ctx.restart_at.push(None);
+        id
+    }
+
+    /// The configuration of a tunnel.
+    pub fn tunnel(&self, id: TunnelId) -> Option<&TunnelIkeConfig> {
+        self.ctx.tunnels.get(id.0 as usize)
+    }
+
+    /// Starts IKE_SA_INIT for `tunnel`. Does nothing for an unknown tunnel.
+    pub fn initiate(&mut self, now: Instant, tunnel: TunnelId) {
+        if let Some(slot) = self.ctx.restart_at.get_mut(tunnel.0 as usize) {
+            *slot = None;
+        } else {
+            return;
+        }
+        if self.sas.len() >= self.ctx.settings.max_sas {
+            return;
+        }
+        if let Some(sa) = sa::IkeSa::initiate(&mut self.ctx, now, tunnel, None) {
+            self.sas.push(sa);
+        }
+    }
+
+    /// Deletes the IKE SA(s) of `tunnel` (INFORMATIONAL with DELETE); the tunnel is not
+    /// restarted.
+    pub fn close(&mut self, now: Instant, tunnel: TunnelId) {
+        if let Some(slot) = self.ctx.restart_at.get_mut(tunnel.0 as usize) {
+            *slot = None;
+        }
+        for sa in self.sas.iter_mut().filter(|s| s.tunnel == tunnel) {
+            sa.close(&mut self.ctx, now);
+        }
+        self.gc(now);
+    }
+
+    /// Handles one received IKE message (without the non-ESP marker).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) {
+        let Ok((header, _, _)) = Header::decode(data) else {
+            return;
+        };
+        if header.exchange == ExchangeType::IKE_SA_INIT && !header.is_response() {
+            if let Some(sa) = self
+                .sas
+                .iter_mut()
+                .find(|s| !s.initiator && s.spi_i == header.spi_i && s.remote_ip() == remote.ip())
+            {
+                sa.handle(&mut self.ctx, now, remote, local, &header, data);
+                return;
+            }
+            if self.sas.len() >= self.ctx.settings.max_sas {
+                return;
+            }
+            if let Some(sa) =
+                sa::IkeSa::respond_init(&mut self.ctx, now, remote, local, &header, data)
+            {
+                self.sas.push(sa);
+            }
+        } else {
+            // The sender's role tells which SPI is ours (RFC 7296 §2.6).
+            let ours = if header.from_initiator() {
+                header.spi_r
+            } else {
+                header.spi_i
+            };
+            let Some(i) = self
+                .sas
+                .iter()
+                .position(|s| s.local_spi() == ours && s.matches_peer_spi(&header))
+            else {
+                return;
+            };
+            let mut sa = self.sas.swap_remove(i);
+            let spawned = sa.handle(&mut self.ctx, now, remote, local, &header, data);
+            self.sas.push(sa);
+            if let Some(new) = spawned {
+                self.sas.push(new);
+            }
+            if self.sas.iter().any(|s| s.initial_contact_pending) {
+                self.initial_contact(now);
+            }
+        }
+        self.gc(now);
+    }
+
+    /// Handles expired timers: retransmissions, DPD, rekeying, restarts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for sa in &mut self.sas {
+            sa.handle_timeout(&mut self.ctx, now);
+        }
+        for t in 0..self.ctx.restart_at.len() {
+            if self.ctx.restart_at[t].is_some_and(|at| at <= now) {
+                self.initiate(now, TunnelId(u32::try_from(t).unwrap_or(u32::MAX)));
+            }
+        }
+        self.gc(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ctx.tx.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.ctx.ev.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sas = self.sas.iter().filter_map(sa::IkeSa::next_timeout);
+        let restarts = self.ctx.restart_at.iter().flatten().copied();
+        sas.chain(restarts).min()
+    }
+
+    /// A summary of every IKE SA, for status output.
+    pub fn snapshot(&self) -> Vec<SaSnapshot> {
+        self.sas.iter().map(sa::IkeSa::snapshot).collect()
+    }
+
+    fn initial_contact(&mut self, now: Instant) {
+        let fresh: Vec<(TunnelId, [u8; 8])> = self
+            .sas
+            .iter_mut()
+            .filter(|s| s.initial_contact_pending)
+            .map(|s| {
+                s.initial_contact_pending = false;
+                (s.tunnel, s.local_spi())
+            })
+            .collect();
+        for (t, spi) in fresh {
+            for sa in self
+                .sas
+                .iter_mut()
+                .filter(|s| s.tunnel == t && s.local_spi() != spi)
+            {
+                sa.kill(&mut self.ctx, now, DownReason::InitialContact, false);
+            }
+        }
+    }
+
+    fn gc(&mut self, _now: Instant) {
+        self.sas.retain(|s| !s.is_dead());
+        let c = &mut self.ctx;
+        while c.tx.len() > MAX_QUEUE {
+            c.tx.pop_front();
+        }
+        while c.ev.len() > MAX_QUEUE {
+            c.ev.pop_front();
+        }
+    }
+}

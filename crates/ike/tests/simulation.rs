@@ -1,0 +1,448 @@
+//! Two endpoints on a simulated clock: handshakes, loss, DPD, rekeying, INVALID_KE, errors.
+
+mod sim;
+
+use std::time::Duration;
+
+use bh_crypto::{DhGroup, EspEncr, EspInteg, Prf};
+use bh_ike::{DownReason, Event};
+use sim::*;
+
+const GCM256: EspEncr = EspEncr::AesGcm16 { key_bits: 256 };
+const CBC256: EspEncr = EspEncr::AesCbc { key_bits: 256 };
+
+fn suites() -> Vec<(
+    &'static str,
+    Vec<bh_ike::IkeProposal>,
+    Vec<bh_ike::EspProposal>,
+)> {
+    vec![
+        (
+            "aes256gcm16-prfsha256-ecp256",
+            vec![ike(GCM256, None, Prf::HmacSha256, &[DhGroup::Ecp256])],
+            vec![esp(GCM256, None)],
+        ),
+        (
+            "azure default: aes256-sha1-modp1024",
+            vec![ike(
+                CBC256,
+                Some(EspInteg::HmacSha1_96),
+                Prf::HmacSha1,
+                &[DhGroup::Modp1024],
+            )],
+            vec![esp(CBC256, Some(EspInteg::HmacSha1_96))],
+        ),
+        (
+            "chacha20poly1305-prfsha512-curve25519",
+            vec![ike(
+                EspEncr::ChaCha20Poly1305,
+                None,
+                Prf::HmacSha512,
+                &[DhGroup::Curve25519],
+            )],
+            vec![esp(EspEncr::ChaCha20Poly1305, None)],
+        ),
+        (
+            "aes128-sha256-modp2048 / esp aes128-sha512",
+            vec![ike(
+                EspEncr::AesCbc { key_bits: 128 },
+                Some(EspInteg::HmacSha256_128),
+                Prf::HmacSha256,
+                &[DhGroup::Modp2048],
+            )],
+            vec![esp(
+                EspEncr::AesCbc { key_bits: 128 },
+                Some(EspInteg::HmacSha512_256),
+            )],
+        ),
+    ]
+}
+
+fn established(nat: bool, seed: u8) -> Sim {
+    let (ip, ep) = (suites()[0].1.clone(), suites()[0].2.clone());
+    let (a, b) = pair(nat, ip, ep);
+    let mut s = Sim::new(seed, nat, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(ike_ups(&s.events_a), 1);
+    assert_eq!(ike_ups(&s.events_b), 1);
+    s
+}
+
+#[test]
+fn handshake_for_each_algorithm_set_with_and_without_nat() {
+    for (i, (name, ip, ep)) in suites().into_iter().enumerate() {
+        for nat in [false, true] {
+            let (a, b) = pair(nat, ip.clone(), ep.clone());
+            let mut s = Sim::new(u8::try_from(i).unwrap(), nat, a, b);
+            s.start();
+            s.run_for(Duration::from_millis(100));
+            assert_eq!(
+                ike_ups(&s.events_a),
+                1,
+                "{name} nat={nat}: {:?}",
+                s.events_a
+            );
+            assert_eq!(
+                ike_ups(&s.events_b),
+                1,
+                "{name} nat={nat}: {:?}",
+                s.events_b
+            );
+            let ca = child_ups(&s.events_a);
+            let cb = child_ups(&s.events_b);
+            assert_eq!((ca.len(), cb.len()), (1, 1), "{name}");
+            assert_children_match(&ca[0], &cb[0]);
+            assert_eq!(ca[0].udp_encap, nat, "{name}");
+            assert_eq!(cb[0].udp_encap, nat, "{name}");
+            // Exactly four datagrams: no retransmission on a clean network.
+            assert_eq!(s.wire.len(), 4, "{name}");
+            // With NAT, IKE_AUTH floats to port 4500 on both ends.
+            let auth = &s.wire[2];
+            let want = if nat { 4500 } else { 500 };
+            assert_eq!((auth.src.port(), auth.dst.port()), (want, want), "{name}");
+            for e in s.events_a.iter().chain(&s.events_b) {
+                if let Event::IkeSaUp { nat: n, .. } = e {
+                    assert_eq!(*n, nat);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn identity_is_the_configured_public_address_not_the_socket() {
+    let s = established(true, 7);
+    // A's socket is the private address; B checked IDi = A_PUBLIC and accepted it.
+    assert_eq!(s.wire[0].src.ip(), std::net::IpAddr::V4(A_PUBLIC));
+    assert!(s.a.tunnel(s.ta).unwrap().local_addr.ip() == std::net::IpAddr::V4(A_PRIVATE));
+}
+
+#[test]
+fn force_udp_encap_without_nat() {
+    let (mut a, b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    a.force_udp_encap = true;
+    let mut s = Sim::new(3, false, a, b);
+    s.start();
+    s.run_for(Duration::from_millis(100));
+    let ca = child_ups(&s.events_a);
+    let cb = child_ups(&s.events_b);
+    assert!(ca[0].udp_encap && cb[0].udp_encap);
+}
+
+#[test]
+fn loss_is_recovered_by_retransmission() {
+    let (a, b) = pair(true, suites()[1].1.clone(), suites()[1].2.clone());
+    let mut s = Sim::new(9, true, a, b);
+    // Drop the first two IKE_SA_INIT requests and the first IKE_AUTH response.
+    let mut a_sent = 0;
+    let mut b_sent = 0;
+    s.filter = Box::new(move |p, _| {
+        if p.from_a {
+            a_sent += 1;
+            a_sent > 2
+        } else {
+            b_sent += 1;
+            b_sent != 2
+        }
+    });
+    s.start();
+    // Retransmissions at 1 s and 3 s (doubling); IKE_AUTH resent at 4 s. Stop before DPD.
+    s.run_for(Duration::from_secs(8));
+    let ca = child_ups(&s.events_a);
+    let cb = child_ups(&s.events_b);
+    assert_eq!(
+        (ca.len(), cb.len()),
+        (1, 1),
+        "{:?} {:?}",
+        s.events_a,
+        s.events_b
+    );
+    assert_children_match(&ca[0], &cb[0]);
+    // 3 IKE_SA_INIT + 2 IKE_AUTH from A; 1 IKE_SA_INIT + 2 IKE_AUTH (one cached resend) from B.
+    let from_a = s.wire.iter().filter(|p| p.from_a).count();
+    let from_b = s.wire.iter().filter(|p| !p.from_a).count();
+    assert_eq!((from_a, from_b), (5, 3));
+    // The duplicate IKE_AUTH request got the identical cached response.
+    let resps: Vec<&Vec<u8>> = s
+        .wire
+        .iter()
+        .filter(|p| !p.from_a)
+        .map(|p| &p.data)
+        .skip(1)
+        .collect();
+    assert_eq!(resps[0], resps[1]);
+    assert!(ike_downs(&s.events_a).is_empty());
+}
+
+#[test]
+fn gives_up_after_the_retransmission_limit_and_restarts() {
+    let (a, b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    let mut s = Sim::new(11, false, a, b);
+    s.filter = Box::new(|p, _| !p.from_a);
+    s.start();
+    // 1 + 2 + 4 + 8 + 16 = 31 s of back-off for 4 retries.
+    s.run_for(Duration::from_secs(30));
+    assert!(ike_downs(&s.events_a).is_empty());
+    let sent = s.wire.iter().filter(|p| p.from_a).count();
+    assert_eq!(sent, 5, "one send and four retransmissions");
+    s.run_for(Duration::from_secs(2));
+    assert_eq!(ike_downs(&s.events_a), vec![DownReason::Timeout]);
+    // restart_delay later a fresh IKE_SA_INIT goes out.
+    s.run_for(Duration::from_millis(4500));
+    assert_eq!(s.wire.iter().filter(|p| p.from_a).count(), 6);
+}
+
+#[test]
+fn dpd_detects_a_dead_peer_and_restarts() {
+    let mut s = established(false, 21);
+    // Liveness checks are answered while the peer lives.
+    s.run_for(Duration::from_secs(35));
+    assert!(ike_downs(&s.events_a).is_empty());
+    let informational = s.wire.iter().skip(4).filter(|p| p.from_a).count();
+    assert!(
+        informational >= 3,
+        "DPD every 10 s of silence, got {informational}"
+    );
+    // The peer dies.
+    s.filter = Box::new(|_, _| false);
+    s.run_for(Duration::from_secs(60));
+    let downs = ike_downs(&s.events_a);
+    assert_eq!(
+        downs.first(),
+        Some(&DownReason::Timeout),
+        "{:?}",
+        s.events_a
+    );
+    let t = s
+        .events_a
+        .iter()
+        .position(|e| matches!(e, Event::IkeSaDown { .. }))
+        .unwrap();
+    // Its Child SA went down with it.
+    assert!(matches!(
+        s.events_a[t - 1],
+        Event::ChildSaDown {
+            reason: DownReason::Timeout,
+            ..
+        }
+    ));
+    // A restarts: new IKE_SA_INIT requests appear after the failure.
+    let last_init = s.wire.iter().rev().find(|p| p.from_a).unwrap();
+    assert_eq!(last_init.data[18], 34, "IKE_SA_INIT");
+}
+
+#[test]
+fn dpd_timeout_is_bounded_by_the_configured_time() {
+    let mut s = established(false, 22);
+    s.filter = Box::new(|_, _| false);
+    let died = s.now;
+    let mut down_at = None;
+    for _ in 0..100 {
+        s.run_for(Duration::from_secs(1));
+        if !ike_downs(&s.events_a).is_empty() {
+            down_at = Some(s.now);
+            break;
+        }
+    }
+    let down_at = down_at.expect("DPD noticed the dead peer");
+    let took = down_at.saturating_duration_since(died);
+    assert!(took >= Duration::from_secs(10), "{took:?}");
+    assert!(took <= Duration::from_secs(10 + 30 + 1), "{took:?}");
+}
+
+#[test]
+fn child_rekey_make_before_break() {
+    for pfs in [None, Some(DhGroup::Modp2048)] {
+        let (mut a, mut b) = pair(true, suites()[0].1.clone(), suites()[0].2.clone());
+        a.lifetimes.child_rekey = Duration::from_secs(60);
+        a.pfs_group = pfs;
+        b.pfs_group = pfs;
+        let mut s = Sim::new(31, true, a, b);
+        s.start();
+        s.run_for(Duration::from_secs(61));
+        let ca = child_ups(&s.events_a);
+        let cb = child_ups(&s.events_b);
+        assert_eq!(
+            (ca.len(), cb.len()),
+            (2, 2),
+            "pfs {pfs:?}: {:?}",
+            s.events_a
+        );
+        assert_eq!(ca[1].replaces, Some(ca[0].inbound));
+        assert_eq!(cb[1].replaces, Some(cb[0].inbound));
+        assert_children_match(&ca[1], &cb[1]);
+        assert_ne!(ca[1].keys_in, ca[0].keys_in);
+        // The old pair went down on both sides after the new one came up.
+        assert_eq!(
+            child_downs(&s.events_a),
+            vec![(ca[0].inbound, DownReason::Rekeyed)]
+        );
+        assert_eq!(
+            child_downs(&s.events_b),
+            vec![(cb[0].inbound, DownReason::DeletedByPeer)]
+        );
+        let up_pos = s
+            .events_a
+            .iter()
+            .position(|e| {
+                matches!(
+                    e,
+                    Event::ChildSaUp {
+                        replaces: Some(_),
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        let down_pos = s
+            .events_a
+            .iter()
+            .position(|e| matches!(e, Event::ChildSaDown { .. }))
+            .unwrap();
+        assert!(up_pos < down_pos);
+        // The IKE SA survives.
+        assert!(ike_downs(&s.events_a).is_empty());
+    }
+}
+
+#[test]
+fn responder_with_pfs_refuses_rekey_without_ke() {
+    let (mut a, mut b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    a.lifetimes.child_rekey = Duration::from_secs(60);
+    b.pfs_group = Some(DhGroup::Modp2048);
+    let mut s = Sim::new(32, false, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(61));
+    assert!(s.events_b.iter().any(|e| matches!(e, Event::NoProposalChosen { exchange, .. } if *exchange == bh_ike::wire::ExchangeType::CREATE_CHILD_SA)));
+    assert_eq!(child_ups(&s.events_a).len(), 1);
+    // The old Child SA stays up; nothing pretends the rekey worked.
+    assert!(child_downs(&s.events_a).is_empty());
+}
+
+#[test]
+fn ike_rekey_moves_children_and_keeps_working() {
+    let (mut a, b) = pair(true, suites()[1].1.clone(), suites()[1].2.clone());
+    a.lifetimes.ike_rekey = Duration::from_secs(100);
+    a.lifetimes.jitter_percent = 0;
+    let mut s = Sim::new(41, true, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(101));
+    assert_eq!(ike_ups(&s.events_a), 2, "{:?}", s.events_a);
+    assert_eq!(ike_ups(&s.events_b), 2, "{:?}", s.events_b);
+    assert_eq!(ike_downs(&s.events_a), vec![DownReason::Rekeyed]);
+    assert_eq!(ike_downs(&s.events_b), vec![DownReason::Rekeyed]);
+    // No Child SA went down: they moved to the new IKE SA.
+    assert!(child_downs(&s.events_a).is_empty() && child_downs(&s.events_b).is_empty());
+    assert_eq!(s.a.snapshot().len(), 1);
+    assert_eq!(s.a.snapshot()[0].children.len(), 1);
+    // The new IKE SA answers DPD and can rekey the Child SA.
+    s.run_for(Duration::from_secs(60));
+    assert_eq!(ike_downs(&s.events_a).len(), 1);
+}
+
+#[test]
+fn invalid_ke_is_retried_with_the_requested_group() {
+    let ip_a = vec![ike(
+        GCM256,
+        None,
+        Prf::HmacSha256,
+        &[DhGroup::Ecp256, DhGroup::Modp2048],
+    )];
+    let ip_b = vec![ike(GCM256, None, Prf::HmacSha256, &[DhGroup::Modp2048])];
+    let (a, mut b) = pair(false, ip_a, suites()[0].2.clone());
+    b.ike_proposals = ip_b;
+    let mut s = Sim::new(51, false, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(ike_ups(&s.events_a), 1, "{:?}", s.events_a);
+    let suite = s.events_a.iter().find_map(|e| match e {
+        Event::IkeSaUp { suite, .. } => Some(*suite),
+        _ => None,
+    });
+    assert_eq!(suite.unwrap().dh, DhGroup::Modp2048);
+    // INIT, INVALID_KE, INIT, INIT response, AUTH, AUTH response.
+    assert_eq!(s.wire.len(), 6);
+}
+
+#[test]
+fn no_proposal_chosen_reports_both_sides() {
+    let (a, mut b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    b.ike_proposals = suites()[1].1.clone();
+    let mut s = Sim::new(61, false, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(1));
+    let theirs = s.events_b.iter().find_map(|e| match e {
+        Event::NoProposalChosen { ours, theirs, .. } => Some((ours.clone(), theirs.clone())),
+        _ => None,
+    });
+    let (ours, theirs) = theirs.expect("responder reports");
+    assert!(ours.contains("aes256") && ours.contains("dh2"), "{ours}");
+    assert!(
+        theirs.contains("aes256gcm16") && theirs.contains("dh19"),
+        "{theirs}"
+    );
+    assert!(
+        s.events_a
+            .iter()
+            .any(|e| matches!(e, Event::NoProposalChosen { .. }))
+    );
+    assert_eq!(ike_downs(&s.events_a), vec![DownReason::NoProposalChosen]);
+    assert_eq!(ike_ups(&s.events_b), 0);
+}
+
+#[test]
+fn wrong_psk_fails_authentication_on_both_sides() {
+    let (a, mut b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    b.psk = bh_crypto::Zeroizing::new(b"another key".to_vec());
+    let mut s = Sim::new(71, false, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(ike_ups(&s.events_a) + ike_ups(&s.events_b), 0);
+    assert_eq!(
+        ike_downs(&s.events_b),
+        vec![DownReason::AuthenticationFailed]
+    );
+    assert_eq!(
+        ike_downs(&s.events_a),
+        vec![DownReason::AuthenticationFailed]
+    );
+    assert!(child_ups(&s.events_a).is_empty() && child_ups(&s.events_b).is_empty());
+}
+
+#[test]
+fn wrong_peer_identity_is_refused() {
+    let (mut a, b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    a.local_id = bh_ike::IkeId::Fqdn("impostor.example".into());
+    let mut s = Sim::new(72, false, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(
+        ike_downs(&s.events_b),
+        vec![DownReason::AuthenticationFailed]
+    );
+}
+
+#[test]
+fn duplicate_request_gets_the_cached_response_and_changes_nothing() {
+    let mut s = established(false, 81);
+    let auth_req = s.wire[2].data.clone();
+    let (src, dst) = (s.wire[2].src, s.wire[2].dst);
+    let before = s.events_b.len();
+    s.b.handle_datagram(s.now, src, dst, &auth_req);
+    let resend = s.b.poll_transmit().expect("cached response resent");
+    assert_eq!(resend.data, s.wire[3].data);
+    assert!(s.b.poll_event().is_none());
+    assert_eq!(s.events_b.len(), before);
+}
+
+#[test]
+fn close_deletes_on_both_sides() {
+    let mut s = established(false, 91);
+    s.a.close(s.now, s.ta);
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(ike_downs(&s.events_a), vec![DownReason::DeletedLocally]);
+    assert_eq!(ike_downs(&s.events_b), vec![DownReason::DeletedByPeer]);
+    assert_eq!(child_downs(&s.events_b).len(), 1);
+    assert!(s.a.snapshot().is_empty());
+}
