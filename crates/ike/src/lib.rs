@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod fuzzing;
 pub mod sk;
 pub mod wire;
 

@@ -72,6 +72,10 @@ pub enum SkError {
     /// No SK payload where one is required, or it is malformed (too short, bad padding).
     #[error("missing or malformed Encrypted payload")]
     Malformed,
+    /// The message is authentic but its inner payloads do not decode: answer with
+    /// [`DecodeError::notify`] (RFC 7296 §2.21.2).
+    #[error("inner payloads: {0}")]
+    InnerDecode(DecodeError),
     /// The ICV or AEAD tag did not verify.
     #[error("integrity check failed")]
     Integrity,
@@ -369,7 +373,7 @@ pub fn open(data: &[u8], suite: &IkeSuite, keys: &DirKeys) -> Result<Opened, SkE
     let pad = usize::from(*plain.last().ok_or(SkError::Malformed)?);
     let inner_len = plain.len().checked_sub(pad + 1).ok_or(SkError::Malformed)?;
     plain.truncate(inner_len);
-    let inner = wire::decode_payloads(sk.first_inner, &plain)?;
+    let inner = wire::decode_payloads(sk.first_inner, &plain).map_err(SkError::InnerDecode)?;
     Ok(Opened {
         header: msg.header,
         clear,

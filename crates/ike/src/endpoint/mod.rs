@@ -379,6 +379,21 @@ impl Endpoint {
         self.sas.iter().map(sa::IkeSa::snapshot).collect()
     }
 
+    /// Seals `inner` as the next request of the first established IKE SA of `tunnel`,
+    /// without tracking it (for [`crate::fuzzing`]).
+    pub(crate) fn craft_request(
+        &mut self,
+        tunnel: TunnelId,
+        exchange: ExchangeType,
+        inner: &[crate::wire::Payload],
+    ) -> Option<Transmit> {
+        let sa = self
+            .sas
+            .iter_mut()
+            .find(|s| s.tunnel == tunnel && s.snapshot().state == "established")?;
+        sa.craft_request(&mut self.ctx, exchange, inner)
+    }
+
     fn initial_contact(&mut self, now: Instant) {
         let fresh: Vec<(TunnelId, [u8; 8])> = self
             .sas

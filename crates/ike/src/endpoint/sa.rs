@@ -400,6 +400,24 @@ impl IkeSa {
     }
 
     /// Sends a protected request and keeps it for retransmission.
+    /// Seals `inner` as this side's next request without tracking it (fuzzing support:
+    /// lets a harness reach the peer's handling of decrypted payloads).
+    pub(super) fn craft_request(
+        &mut self,
+        ctx: &mut Ctx,
+        exchange: ExchangeType,
+        inner: &[Payload],
+    ) -> Option<Transmit> {
+        let h = self.header(exchange, false, self.my_mid);
+        let data = self.seal(ctx, &h, inner)?;
+        self.my_mid = self.my_mid.wrapping_add(1);
+        Some(Transmit {
+            src: self.local,
+            dst: self.remote,
+            data,
+        })
+    }
+
     fn request(
         &mut self,
         ctx: &mut Ctx,
@@ -1173,7 +1191,26 @@ impl IkeSa {
         // Everything else is protected.
         let opened = {
             let (suite, keys) = self.in_keys()?;
-            sk::open(data, suite, keys).ok()?
+            sk::open(data, suite, keys)
+        };
+        let opened = match opened {
+            Ok(o) => o,
+            Err(sk::SkError::InnerDecode(e)) => {
+                // Authentic but malformed: a request in sequence gets the RFC's error notify
+                // (RFC 7296 §2.21.2); nothing else changes.
+                if !header.is_response() && header.message_id == self.peer_mid {
+                    self.peer_mid = self.peer_mid.wrapping_add(1);
+                    let (ty, d) = e.notify();
+                    self.respond(
+                        ctx,
+                        header.exchange,
+                        header.message_id,
+                        &[Payload::Notify(Notify::new(ty, d))],
+                    );
+                }
+                return None;
+            }
+            Err(_) => return None,
         };
         self.last_heard = now;
         if self.nat {
