@@ -21,6 +21,8 @@ pub struct Config {
     pub dataplane: Dataplane,
     /// `[[tunnel]]`, in file order.
     pub tunnels: Vec<Tunnel>,
+    /// `[bgp]`; `None` when the file has no BGP section (no speaker runs).
+    pub bgp: Option<crate::Bgp>,
 }
 
 /// `[appliance]`: addresses of this host.

@@ -22,8 +22,11 @@ use crate::model::{
 };
 use crate::tree::{self, Key, Node, Value};
 
+#[path = "bgp.rs"]
+pub(crate) mod bgp;
+
 /// Keys accepted at the top level.
-const TOP_KEYS: &[&str] = &["appliance", "dataplane", "tunnel"];
+const TOP_KEYS: &[&str] = &["appliance", "dataplane", "tunnel", "bgp"];
 /// Keys accepted in `[appliance]`.
 const APPLIANCE_KEYS: &[&str] = &["private_ip", "public_ip"];
 /// Keys accepted in `[dataplane]`.
@@ -492,6 +495,14 @@ impl Checker<'_> {
             }
         }
         self.across_tunnels(src, &facts);
+        let tunnel_names: Vec<String> = facts
+            .iter()
+            .filter_map(|f| f.name.as_ref().map(|(n, _)| n.clone()))
+            .collect();
+        let bgp = match top.get("bgp") {
+            Some(n) => self.bgp(src, n, top.span.as_ref(), &tunnel_names).map(Some),
+            None => Some(None),
+        };
 
         if let Some(inline) = inline {
             let meta = match source_meta {
@@ -525,6 +536,7 @@ impl Checker<'_> {
             appliance: appliance?,
             dataplane: dataplane?,
             tunnels: tunnels?,
+            bgp: bgp?,
         })
     }
 

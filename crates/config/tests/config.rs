@@ -260,10 +260,10 @@ fn unknown_key_suggests_the_near_one() {
     }
     assert!(e.to_string().contains("did you mean `peer_port`?"), "{e}");
     // An unknown section at the top.
-    let text = format!("{}\n[bgp]\nasn = 65010\n", valid());
+    let text = format!("{}\n[routing]\nasn = 65010\n", valid());
     let errs = errors_of(&text);
     assert_eq!(errs.len(), 1, "{errs}");
-    assert_eq!(errs.errors[0].path, "bgp");
+    assert_eq!(errs.errors[0].path, "routing");
     assert_eq!(errs.errors[0].line, 46);
 }
 

@@ -1,0 +1,730 @@
+//! `[bgp]` and `[[bgp.neighbor]]`: the BGP speaker's settings, their model and their checks.
+//!
+//! The model types ([`Bgp`], [`BgpNeighbor`], [`PrefixRule`]) are re-exported at the crate root.
+//! The checks follow the rest of the validator: every problem is reported with its file, line,
+//! column and TOML path, and checking goes on after the first one.
+//!
+//! Not checked here: whether a neighbor without `multihop` is really on its tunnel's link (that
+//! needs the routing table), and anything the peer has to agree with (hold time, AS).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+
+use super::{Checker, Src, Tbl, host_bits, parse_prefix, span_or, truncate, unusable};
+use crate::error::ErrorKind;
+use crate::model::Prefix;
+use crate::tree::{Node, Value};
+
+/// Keys accepted in `[bgp]`.
+pub(crate) const BGP_KEYS: &[&str] = &[
+    "asn",
+    "router_id",
+    "advertise",
+    "table",
+    "metric",
+    "multipath",
+    "neighbor",
+];
+/// Keys accepted in `[[bgp.neighbor]]`.
+pub(crate) const NEIGHBOR_KEYS: &[&str] = &[
+    "address",
+    "asn",
+    "tunnel",
+    "hold_time",
+    "passive",
+    "multihop",
+    "prepend",
+    "med",
+    "import",
+    "export",
+    "max_prefix",
+    "max_prefix_action",
+    "max_advertise",
+];
+const MAX_PREFIX_ACTIONS: &[&str] = &["teardown", "warn"];
+
+/// Default `table`: the main routing table.
+pub const DEFAULT_BGP_TABLE: u32 = 254;
+/// Default `metric` of the routes BGP installs (IPv6 treats 0 as 1024, so it is never 0).
+pub const DEFAULT_BGP_METRIC: u32 = 20;
+/// Default `multipath`: most ECMP next hops per prefix.
+pub const DEFAULT_MULTIPATH: usize = 4;
+/// Default `hold_time` offered, seconds (RFC 4271 §10 suggests 90; the smaller side wins).
+pub const DEFAULT_HOLD_TIME: u16 = 90;
+
+/// `[bgp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bgp {
+    /// Our AS (`asn`, 1..=4294967295; 4-octet, RFC 6793).
+    pub asn: u32,
+    /// BGP identifier (`router_id`, IPv4); `None`: the daemon picks one of its IPv4 addresses.
+    pub router_id: Option<Ipv4Addr>,
+    /// Networks originated to every neighbor (`advertise`).
+    pub advertise: Vec<Prefix>,
+    /// Routing table learned routes go into (`table`, default 254 = main).
+    pub table: u32,
+    /// Metric of the installed routes (`metric`, default 20).
+    pub metric: u32,
+    /// Most ECMP next hops per prefix (`multipath`, 1..=64, default 4; 1 turns ECMP off).
+    pub multipath: usize,
+    /// `[[bgp.neighbor]]`, in file order.
+    pub neighbors: Vec<BgpNeighbor>,
+}
+
+/// What to do when a neighbor sends more than `max_prefix` prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxPrefixAction {
+    /// Send a Cease NOTIFICATION and drop the session (`"teardown"`, the default).
+    Teardown,
+    /// Log it and ignore the prefixes past the limit (`"warn"`).
+    Warn,
+}
+
+/// One `[[bgp.neighbor]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpNeighbor {
+    /// The peer's address (`address`), usually the far end of a tunnel's inside prefix.
+    pub address: IpAddr,
+    /// The peer's AS (`asn`).
+    pub asn: u32,
+    /// The tunnel the session runs over (`tunnel`, a `[[tunnel]]` name); learned routes go out
+    /// of its device.
+    pub tunnel: Option<String>,
+    /// Hold time offered (`hold_time`, 0 or 3..=65535 seconds, default 90).
+    pub hold_time: u16,
+    /// Only wait for the peer to connect (`passive`, default false).
+    pub passive: bool,
+    /// TTL for a peer more than one hop away (`multihop`, 1..=255); `None`: directly connected.
+    pub multihop: Option<u8>,
+    /// Extra copies of our AS prepended on export (`prepend`, 0..=10).
+    pub prepend: u8,
+    /// MED sent to this neighbor (`med`).
+    pub med: Option<u32>,
+    /// Inbound prefix list (`import`); `None` accepts everything.
+    pub import: Option<Vec<PrefixRule>>,
+    /// Outbound prefix list (`export`); `None` sends everything export policy allows.
+    pub export: Option<Vec<PrefixRule>>,
+    /// Most prefixes accepted from the neighbor (`max_prefix`).
+    pub max_prefix: Option<u32>,
+    /// `max_prefix_action = "teardown" | "warn"`.
+    pub max_prefix_action: MaxPrefixAction,
+    /// Most prefixes advertised to the neighbor (`max_advertise`; AWS accepts 100, Azure 4000).
+    pub max_advertise: Option<u32>,
+}
+
+/// One prefix-list entry: `"[deny ]PREFIX[ le N]"`. It matches `prefix` and, with `le N`, every
+/// prefix inside it up to length N. The first matching entry decides; no match denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixRule {
+    /// The covering prefix.
+    pub prefix: Prefix,
+    /// Longest length matched (`prefix.len` for an exact match).
+    pub max_len: u8,
+    /// Permit (true) or deny (`deny ...`, false).
+    pub permit: bool,
+}
+
+/// Parses `"[deny ]PREFIX[ le N]"` into (permit, prefix text, le).
+fn split_rule(s: &str) -> Option<(bool, &str, Option<u32>)> {
+    let mut words = s.split_whitespace();
+    let mut first = words.next()?;
+    let permit = if first == "deny" {
+        first = words.next()?;
+        false
+    } else {
+        if first == "permit" {
+            first = words.next()?;
+        }
+        true
+    };
+    let le = match (words.next(), words.next()) {
+        (None, _) => None,
+        (Some("le"), Some(n)) if n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(n.parse().ok()?)
+        }
+        _ => return None,
+    };
+    if words.next().is_some() {
+        return None;
+    }
+    Some((permit, first, le))
+}
+
+impl Checker<'_> {
+    /// `[bgp]`; `tunnels` are the names of the `[[tunnel]]`s, for the neighbors' `tunnel`.
+    pub(super) fn bgp(
+        &mut self,
+        src: Src<'_>,
+        node: &Node,
+        fallback: Option<&Range<usize>>,
+        tunnels: &[String],
+    ) -> Option<Bgp> {
+        let t = self.table(src, node, "bgp".into(), fallback)?;
+        self.check_keys(src, &t, BGP_KEYS);
+        let mut ok = true;
+        let asn = self.int(src, &t, "asn", 1, i64::from(u32::MAX));
+        if matches!(asn, Ok(None)) {
+            self.missing(src, &t, "asn");
+            ok = false;
+        }
+        let router_id = match self.addr(src, &t, "router_id") {
+            Ok(Some((IpAddr::V4(a), span))) => {
+                if a.is_unspecified() || a.is_multicast() || a.is_broadcast() {
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("router_id"),
+                        ErrorKind::UnusableAddress {
+                            addr: a.into(),
+                            what: "not a unicast IPv4 address (a BGP identifier must be one)",
+                        },
+                    );
+                    ok = false;
+                }
+                Some(a)
+            }
+            Ok(Some((a, span))) => {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child("router_id"),
+                    ErrorKind::UnusableAddress {
+                        addr: a,
+                        what: "IPv6 (a BGP identifier is an IPv4 address, RFC 4271 §4.2)",
+                    },
+                );
+                ok = false;
+                None
+            }
+            Ok(None) => None,
+            Err(()) => {
+                ok = false;
+                None
+            }
+        };
+        let advertise = self.prefix_rules(src, &t, "advertise", false);
+        let table = self.int(src, &t, "table", 1, i64::from(u32::MAX));
+        let metric = self.int(src, &t, "metric", 1, i64::from(u32::MAX));
+        let multipath = self.int(src, &t, "multipath", 1, 64);
+
+        let mut neighbors = Some(Vec::new());
+        if let Some(node) = t.get("neighbor") {
+            match &node.value {
+                Value::Array(items) => {
+                    let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let path = format!("bgp.neighbor[{i}]");
+                        let n = self.neighbor(src, item, path, node.span.as_ref(), tunnels);
+                        if let Some((n, span)) = &n {
+                            let line = src.line(span.as_ref());
+                            if let Some(&first_line) = seen.get(&n.address) {
+                                let len = if n.address.is_ipv4() { 32 } else { 128 };
+                                self.push(
+                                    src,
+                                    span.as_ref(),
+                                    &format!("bgp.neighbor[{i}].address"),
+                                    ErrorKind::DuplicatePrefix {
+                                        value: Prefix {
+                                            addr: n.address,
+                                            len,
+                                        },
+                                        first_line,
+                                    },
+                                );
+                                ok = false;
+                            } else {
+                                seen.insert(n.address, line);
+                            }
+                        }
+                        match (n, neighbors.as_mut()) {
+                            (Some((n, _)), Some(list)) => list.push(n),
+                            _ => neighbors = None,
+                        }
+                    }
+                }
+                other => {
+                    self.push(
+                        src,
+                        node.span.as_ref(),
+                        "bgp.neighbor",
+                        ErrorKind::WrongType {
+                            expected: "an array of tables ([[bgp.neighbor]])",
+                            found: other.type_name(),
+                        },
+                    );
+                    neighbors = None;
+                }
+            }
+        }
+        let advertise = advertise?.into_iter().map(|r| r.prefix).collect::<Vec<_>>();
+        let bgp = Bgp {
+            asn: u32::try_from(asn.ok()??).ok()?,
+            router_id,
+            advertise,
+            table: u32::try_from(table.ok()?.unwrap_or(i64::from(DEFAULT_BGP_TABLE))).ok()?,
+            metric: u32::try_from(metric.ok()?.unwrap_or(i64::from(DEFAULT_BGP_METRIC))).ok()?,
+            multipath: usize::try_from(multipath.ok()?.unwrap_or(4)).ok()?,
+            neighbors: neighbors?,
+        };
+        ok.then_some(bgp)
+    }
+
+    fn neighbor(
+        &mut self,
+        src: Src<'_>,
+        node: &Node,
+        path: String,
+        fallback: Option<&Range<usize>>,
+        tunnels: &[String],
+    ) -> Option<(BgpNeighbor, Option<Range<usize>>)> {
+        let t = self.table(src, node, path, fallback)?;
+        self.check_keys(src, &t, NEIGHBOR_KEYS);
+        let mut ok = true;
+        let address = match self.addr(src, &t, "address") {
+            Ok(Some((a, span))) => {
+                if let Some(what) =
+                    unusable(a, false).or_else(|| a.is_loopback().then_some("loopback"))
+                {
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("address"),
+                        ErrorKind::UnusableAddress { addr: a, what },
+                    );
+                    ok = false;
+                }
+                Some((a, span))
+            }
+            Ok(None) => {
+                self.missing(src, &t, "address");
+                None
+            }
+            Err(()) => None,
+        };
+        let asn = self.int(src, &t, "asn", 1, i64::from(u32::MAX));
+        if matches!(asn, Ok(None)) {
+            self.missing(src, &t, "asn");
+            ok = false;
+        }
+        let tunnel = match self.str(src, &t, "tunnel") {
+            Ok(Some((node, name))) => {
+                if !tunnels.iter().any(|n| n == name) {
+                    let span = span_or(node, t.span.as_ref());
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("tunnel"),
+                        ErrorKind::BadName {
+                            value: truncate(name),
+                            reason: "no [[tunnel]] has this name",
+                        },
+                    );
+                    ok = false;
+                }
+                Some(name.to_owned())
+            }
+            Ok(None) => None,
+            Err(()) => {
+                ok = false;
+                None
+            }
+        };
+        let hold_time = match self.int(src, &t, "hold_time", 0, 65535) {
+            Ok(Some(v @ 1..=2)) => {
+                let span = t.get("hold_time").and_then(|n| span_or(n, t.span.as_ref()));
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child("hold_time"),
+                    ErrorKind::OutOfRange {
+                        value: v,
+                        min: 3,
+                        max: 65535,
+                    },
+                );
+                Err(())
+            }
+            other => other,
+        };
+        let passive = self.bool(src, &t, "passive");
+        let multihop = self.int(src, &t, "multihop", 1, 255);
+        let prepend = self.int(src, &t, "prepend", 0, 10);
+        let med = self.int(src, &t, "med", 0, i64::from(u32::MAX));
+        let import = match t.get("import") {
+            Some(_) => self.prefix_rules(src, &t, "import", true).map(Some),
+            None => Some(None),
+        };
+        let export = match t.get("export") {
+            Some(_) => self.prefix_rules(src, &t, "export", true).map(Some),
+            None => Some(None),
+        };
+        let max_prefix = self.int(src, &t, "max_prefix", 1, i64::from(u32::MAX));
+        let max_advertise = self.int(src, &t, "max_advertise", 1, i64::from(u32::MAX));
+        let action = match self.str(src, &t, "max_prefix_action") {
+            Ok(Some((_, "teardown"))) | Ok(None) => Some(MaxPrefixAction::Teardown),
+            Ok(Some((_, "warn"))) => Some(MaxPrefixAction::Warn),
+            Ok(Some((node, other))) => {
+                let span = span_or(node, t.span.as_ref());
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child("max_prefix_action"),
+                    ErrorKind::UnknownWord {
+                        value: truncate(other),
+                        expected: MAX_PREFIX_ACTIONS,
+                    },
+                );
+                None
+            }
+            Err(()) => None,
+        };
+        let u32_of = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+        let (address, span) = address?;
+        let n = BgpNeighbor {
+            address,
+            asn: u32_of(asn.ok()?)?,
+            tunnel,
+            hold_time: u16::try_from(hold_time.ok()?.unwrap_or(i64::from(DEFAULT_HOLD_TIME)))
+                .ok()?,
+            passive: passive.ok()?.unwrap_or(false),
+            multihop: multihop.ok()?.and_then(|v| u8::try_from(v).ok()),
+            prepend: u8::try_from(prepend.ok()?.unwrap_or(0)).ok()?,
+            med: u32_of(med.ok()?),
+            import: import?,
+            export: export?,
+            max_prefix: u32_of(max_prefix.ok()?),
+            max_prefix_action: action?,
+            max_advertise: u32_of(max_advertise.ok()?),
+        };
+        ok.then_some((n, span.or_else(|| t.span.clone())))
+    }
+
+    /// An array of networks (`advertise`) or of prefix-list entries (`import`, `export`, where
+    /// `deny` and `le N` are allowed). Absent is an empty list.
+    fn prefix_rules(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        key: &str,
+        rules: bool,
+    ) -> Option<Vec<PrefixRule>> {
+        let Some(node) = t.get(key) else {
+            return Some(Vec::new());
+        };
+        let Value::Array(items) = &node.value else {
+            self.wrong_type(src, t, key, node, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut seen: std::collections::HashMap<(Prefix, u8, bool), usize> =
+            std::collections::HashMap::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", t.child(key));
+            let span = span_or(item, node.span.as_ref().or(t.span.as_ref()));
+            let Value::Str(s) = &item.value else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::WrongType {
+                        expected: "a string",
+                        found: item.value.type_name(),
+                    },
+                );
+                ok = false;
+                continue;
+            };
+            let parsed = if rules {
+                split_rule(s)
+            } else {
+                Some((true, s.as_str(), None))
+            };
+            let Some((permit, text, le)) = parsed else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::BadPrefix { value: truncate(s) },
+                );
+                ok = false;
+                continue;
+            };
+            let Some((addr, len)) = parse_prefix(text) else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::BadPrefix { value: truncate(s) },
+                );
+                ok = false;
+                continue;
+            };
+            let (family, max) = if addr.is_ipv4() {
+                ("IPv4", 32u8)
+            } else {
+                ("IPv6", 128u8)
+            };
+            let Some(len) = u8::try_from(len).ok().filter(|l| *l <= max) else {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::PrefixLength {
+                        len,
+                        family,
+                        min: 0,
+                        max,
+                    },
+                );
+                ok = false;
+                continue;
+            };
+            let max_len = match le {
+                None => len,
+                Some(le) => match u8::try_from(le).ok().filter(|l| (len..=max).contains(l)) {
+                    Some(l) => l,
+                    None => {
+                        self.push(
+                            src,
+                            span.as_ref(),
+                            &path,
+                            ErrorKind::PrefixLength {
+                                len: le,
+                                family,
+                                min: len,
+                                max,
+                            },
+                        );
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            let value = Prefix { addr, len };
+            let (zero, _, network) = host_bits(addr, len);
+            if !zero {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::HostBits {
+                        value,
+                        meant: Prefix { addr: network, len },
+                    },
+                );
+                ok = false;
+                continue;
+            }
+            let line = src.line(span.as_ref());
+            if let Some(&first_line) = seen.get(&(value, max_len, permit)) {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &path,
+                    ErrorKind::DuplicatePrefix { value, first_line },
+                );
+                ok = false;
+                continue;
+            }
+            seen.insert((value, max_len, permit), line);
+            out.push(PrefixRule {
+                prefix: value,
+                max_len,
+                permit,
+            });
+        }
+        ok.then_some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{FileMeta, LoadCtx, MemFiles};
+
+    fn parse(text: &str) -> Result<crate::Config, crate::ConfigErrors> {
+        // The tunnel has inline keys: the file must look private.
+        let mut files = MemFiles::new();
+        let meta = FileMeta {
+            mode: 0o600,
+            uid: 0,
+        };
+        files.insert("bh.toml", meta, text.as_bytes());
+        let ctx = LoadCtx {
+            online_cores: 2,
+            euid: 0,
+            files: &files,
+        };
+        crate::parse(Path::new("bh.toml"), text, &ctx)
+    }
+
+    const TUNNEL: &str = r#"
+[[tunnel]]
+name = "aws0"
+peer = "198.51.100.1"
+inside = ["169.254.21.2/30"]
+[tunnel.manual]
+suite = "aes256gcm16"
+outbound_spi = 0x1000
+inbound_spi = 0x2000
+outbound_key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f00010203"
+inbound_key = "101112131415161718191a1b1c1d1e1f000102030405060708090a0b0c0d0e0f10111213"
+"#;
+
+    #[test]
+    fn a_full_bgp_section_loads_with_defaults_filled_in() {
+        let text = format!(
+            "{TUNNEL}
+[bgp]
+asn = 4200000010
+router_id = \"10.0.1.4\"
+advertise = [\"10.0.0.0/16\", \"fd00:10::/48\"]
+table = 100
+multipath = 8
+
+[[bgp.neighbor]]
+address = \"169.254.21.1\"
+asn = 64512
+tunnel = \"aws0\"
+hold_time = 30
+prepend = 2
+med = 50
+import = [\"10.1.0.0/16 le 24\", \"deny 0.0.0.0/0\"]
+export = [\"10.0.0.0/16\"]
+max_prefix = 1000
+max_prefix_action = \"warn\"
+max_advertise = 100
+
+[[bgp.neighbor]]
+address = \"fd00:21::1\"
+asn = 64512
+passive = true
+multihop = 2
+"
+        );
+        let cfg = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        let b = cfg.bgp.expect("bgp section");
+        assert_eq!(b.asn, 4_200_000_010);
+        assert_eq!(b.router_id, Some("10.0.1.4".parse().unwrap()));
+        assert_eq!(b.advertise.len(), 2);
+        assert_eq!((b.table, b.metric, b.multipath), (100, 20, 8));
+        let n = &b.neighbors[0];
+        assert_eq!(n.tunnel.as_deref(), Some("aws0"));
+        assert_eq!((n.hold_time, n.prepend, n.med), (30, 2, Some(50)));
+        let import = n.import.as_ref().unwrap();
+        assert_eq!(import.len(), 2);
+        assert_eq!(
+            (import[0].prefix.len, import[0].max_len, import[0].permit),
+            (16, 24, true)
+        );
+        assert_eq!(
+            (import[1].prefix.len, import[1].max_len, import[1].permit),
+            (0, 0, false)
+        );
+        assert_eq!(n.max_prefix_action, super::MaxPrefixAction::Warn);
+        assert_eq!((n.max_prefix, n.max_advertise), (Some(1000), Some(100)));
+        let n = &b.neighbors[1];
+        assert_eq!((n.hold_time, n.passive, n.multihop), (90, true, Some(2)));
+        assert_eq!((n.import.as_ref(), n.tunnel.as_ref()), (None, None));
+        assert_eq!(n.max_prefix_action, super::MaxPrefixAction::Teardown);
+    }
+
+    #[test]
+    fn no_bgp_section_means_no_speaker() {
+        assert!(parse(TUNNEL).unwrap().bgp.is_none());
+    }
+
+    #[test]
+    fn every_bgp_error_is_reported_with_its_path() {
+        let text = format!(
+            "{TUNNEL}
+[bgp]
+router_id = \"fd00::1\"
+advertise = [\"10.0.0.1/16\", \"10.0.0.0/33\"]
+multipath = 0
+colour = 1
+
+[[bgp.neighbor]]
+address = \"169.254.21.1\"
+asn = 64512
+tunnel = \"azure0\"
+hold_time = 2
+import = [\"10.0.0.0/8 le 7\", \"10.0.0.0/8 ge 9\"]
+max_prefix_action = \"drop\"
+
+[[bgp.neighbor]]
+address = \"169.254.21.1\"
+"
+        );
+        let errs = parse(&text).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "bgp.asn",
+            "bgp.router_id",
+            "bgp.advertise[0]",
+            "bgp.advertise[1]",
+            "bgp.multipath",
+            "bgp.colour",
+            "bgp.neighbor[0].tunnel",
+            "bgp.neighbor[0].hold_time",
+            "bgp.neighbor[0].import[0]",
+            "bgp.neighbor[0].import[1]",
+            "bgp.neighbor[0].max_prefix_action",
+            "bgp.neighbor[1].asn",
+        ] {
+            assert!(paths.contains(&want), "no error at {want}: {errs}");
+        }
+        let shown = errs.to_string();
+        assert!(shown.contains("did you mean 10.0.0.0/16?"), "{shown}");
+        assert!(shown.contains("no [[tunnel]] has this name"), "{shown}");
+        assert!(shown.contains("bh.toml:"), "{shown}");
+        // Every error carries a line and column.
+        assert!(errs.iter().all(|e| e.line > 0 && e.column > 0), "{shown}");
+    }
+
+    #[test]
+    fn duplicate_neighbors_are_reported() {
+        let text = format!(
+            "{TUNNEL}
+[bgp]
+asn = 65000
+[[bgp.neighbor]]
+address = \"169.254.21.1\"
+asn = 64512
+[[bgp.neighbor]]
+address = \"169.254.21.1\"
+asn = 64513
+"
+        );
+        let errs = parse(&text).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs}");
+        assert!(errs.to_string().contains("listed twice"), "{errs}");
+    }
+
+    #[test]
+    fn prefix_rule_syntax() {
+        use super::split_rule;
+        assert_eq!(split_rule("10.0.0.0/8"), Some((true, "10.0.0.0/8", None)));
+        assert_eq!(
+            split_rule("deny 10.0.0.0/8 le 24"),
+            Some((false, "10.0.0.0/8", Some(24)))
+        );
+        assert_eq!(
+            split_rule("permit fd00::/8 le 64"),
+            Some((true, "fd00::/8", Some(64)))
+        );
+        for bad in [
+            "",
+            "deny",
+            "10.0.0.0/8 le",
+            "10.0.0.0/8 ge 9",
+            "a b c d",
+            "x le 1000",
+        ] {
+            assert_eq!(split_rule(bad), None, "{bad}");
+        }
+    }
+}
