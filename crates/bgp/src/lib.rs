@@ -16,6 +16,7 @@
 //! sets), or talk to the kernel. Not implemented: ADD-PATH, extended messages (RFC 8654), extended
 //! optional parameters (RFC 9072), route reflection, confederations.
 
+pub mod fuzzing;
 pub mod rib;
 pub mod session;
 pub mod speaker;
