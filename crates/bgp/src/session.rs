@@ -44,8 +44,13 @@ pub struct SessionConfig {
     pub passive: bool,
     /// Families to advertise with the multiprotocol capability.
     pub families: Vec<Family>,
-    /// Advertise the graceful restart capability (helper mode, RFC 4724) with this restart time.
+    /// Advertise the graceful restart capability (RFC 4724) with this restart time: we then act
+    /// as helper (keep a restarting peer's routes). Our own families are listed so that peers
+    /// keep ours while we restart.
     pub graceful_restart: Option<u16>,
+    /// Set the "forwarding state preserved" bit for our families in the graceful restart
+    /// capability (true when the kernel routes survive our restart).
+    pub graceful_restart_forwarding: bool,
 }
 
 impl SessionConfig {
@@ -61,6 +66,7 @@ impl SessionConfig {
             passive: false,
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             graceful_restart: Some(120),
+            graceful_restart_forwarding: false,
         }
     }
     /// True if the peer is in our AS (iBGP).
@@ -284,7 +290,12 @@ impl Session {
             caps.push(Capability::GracefulRestart(GracefulRestartCap {
                 flags: 0,
                 restart_time: t.min(4095),
-                families: Vec::new(),
+                families: self
+                    .cfg
+                    .families
+                    .iter()
+                    .map(|f| (*f, self.cfg.graceful_restart_forwarding))
+                    .collect(),
             }));
         }
         let open = Open::new(

@@ -397,7 +397,10 @@ impl Speaker {
         match n.main.session.state() {
             State::Idle | State::Active => {
                 if n.main.session.state() == State::Idle {
+                    // Start without an outgoing attempt: this connection is the one.
+                    n.main.session.set_passive(true);
                     n.main.session.start(now);
+                    n.main.session.set_passive(n.cfg.session.passive);
                 }
                 if !n.main.session.tcp_connected(now) {
                     return None;
@@ -664,15 +667,30 @@ impl Speaker {
         n.up = Some(neg.clone());
         n.adj_out.clear();
         n.adv_limited = false;
-        // RFC 4724 §4.2: stale routes wait for End-of-RIB, bounded by the stale timer; if the
-        // peer no longer does graceful restart, they go now.
+        // RFC 4724 §4.2: stale routes wait for End-of-RIB (bounded by the stale timer) only in
+        // the families whose forwarding state the peer says it preserved; others go now.
         if n.adj_in.values().any(|p| p.stale) {
-            if neg.peer_graceful_restart.is_some() {
-                n.gr_deadline = Some(now + self.cfg.stale_time);
-            } else {
-                drop_stale(n, &mut self.dirty, None);
-                n.gr_deadline = None;
+            let kept: Vec<Family> = neg
+                .peer_graceful_restart
+                .as_ref()
+                .map(|g| {
+                    g.families
+                        .iter()
+                        .filter(|(_, fwd)| *fwd)
+                        .map(|(f, _)| *f)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+                if !kept.contains(&f) {
+                    drop_stale(n, &mut self.dirty, Some(f));
+                }
             }
+            n.gr_deadline = if n.adj_in.values().any(|p| p.stale) {
+                Some(now + self.cfg.stale_time)
+            } else {
+                None
+            };
         }
         self.out.push_back(Output::Event(SpeakerEvent::PeerUp {
             peer,
@@ -697,20 +715,29 @@ impl Speaker {
         };
         let neg = n.up.take();
         n.adj_out.clear();
+        // RFC 4724 §4.2: without a NOTIFICATION, keep the routes of the families the peer listed
+        // in its graceful restart capability, as stale, for its restart time.
+        let peer_gr = neg.as_ref().and_then(|g| g.peer_graceful_restart.clone());
+        let gr_families: Vec<Family> = peer_gr
+            .as_ref()
+            .filter(|g| g.restart_time > 0)
+            .map(|g| g.families.iter().map(|(f, _)| *f).collect())
+            .unwrap_or_default();
         let gr = reason.allows_graceful_restart()
             && n.cfg.session.graceful_restart.is_some()
-            && neg
-                .as_ref()
-                .and_then(|g| g.peer_graceful_restart.as_ref())
-                .is_some_and(|g| g.restart_time > 0);
+            && !gr_families.is_empty();
         if gr {
-            let t = neg
-                .as_ref()
-                .and_then(|g| g.peer_graceful_restart.as_ref())
-                .map_or(0, |g| g.restart_time);
-            for p in n.adj_in.values_mut() {
-                p.stale = true;
-            }
+            let t = peer_gr.map_or(0, |g| g.restart_time);
+            let dirty = &mut self.dirty;
+            n.adj_in.retain(|p, path| {
+                if gr_families.contains(&p.family()) {
+                    path.stale = true;
+                    true
+                } else {
+                    dirty.insert(*p);
+                    false
+                }
+            });
             n.gr_deadline = Some(now + Duration::from_secs(u64::from(t)));
         } else {
             self.dirty.extend(n.adj_in.keys().copied());

@@ -247,6 +247,16 @@ const B_ADDR: [u8; 4] = [169, 254, 21, 1];
 
 /// A (us, 2-octet AS 65010) and B (a cloud with 4-octet AS 4200000001), IPv4+IPv6.
 fn two_nodes(a_hold: u16, b_hold: u16, b_passive: bool) -> (Net, usize, usize, PeerId, PeerId) {
+    two_nodes_gr(a_hold, b_hold, b_passive, false)
+}
+
+/// As [`two_nodes`]; `a_gr_fwd` sets A's graceful restart "forwarding preserved" bit.
+fn two_nodes_gr(
+    a_hold: u16,
+    b_hold: u16,
+    b_passive: bool,
+    a_gr_fwd: bool,
+) -> (Net, usize, usize, PeerId, PeerId) {
     let a_ip = IpAddr::from(A_ADDR);
     let b_ip = IpAddr::from(B_ADDR);
     let mut net = Net::new();
@@ -259,6 +269,7 @@ fn two_nodes(a_hold: u16, b_hold: u16, b_passive: bool) -> (Net, usize, usize, P
     let now = net.now;
     let mut na = neighbor(b_ip, 4_200_000_001, a_ip, a_hold);
     na.next_hop_v6 = Some("fd00::2".parse().unwrap());
+    na.session.graceful_restart_forwarding = a_gr_fwd;
     let mut nb = neighbor(a_ip, 65010, b_ip, b_hold);
     nb.next_hop_v6 = Some("fd00::1".parse().unwrap());
     nb.session.passive = b_passive;
@@ -438,7 +449,7 @@ fn connection_collision_keeps_the_higher_identifiers_connection() {
 
 #[test]
 fn graceful_restart_helper_keeps_routes_until_end_of_rib() {
-    let (mut net, a, b, _, _) = two_nodes(90, 90, true);
+    let (mut net, a, b, _, _) = two_nodes_gr(90, 90, true, true);
     let events_before = net.nodes[b].events.len();
     // A's process restarts: TCP resets, no NOTIFICATION. It comes back without 10.0.0.0/16.
     net.reset_connections(a);
@@ -466,8 +477,12 @@ fn graceful_restart_helper_keeps_routes_until_end_of_rib() {
         90,
     );
     na.next_hop_v6 = Some("fd00::2".parse().unwrap());
+    na.session.graceful_restart_forwarding = true;
     net.nodes[a].speaker.add_neighbor(now, na);
     net.run_for(secs(10));
+    // fd10::/48 never left B's Loc-RIB (no withdraw event for it during the restart).
+    assert!(!net.nodes[b].events.iter().any(|(_, e)| matches!(e,
+        SpeakerEvent::BestRoutesChanged { prefix, next_hops } if *prefix == p("fd10::/48") && next_hops.is_empty())));
     // After A's End-of-RIB, the stale prefix it no longer announces is gone, the other stays.
     assert!(!net.best(b).contains_key(&p("10.0.0.0/16")));
     assert!(net.best(b).contains_key(&p("fd10::/48")));
@@ -476,7 +491,7 @@ fn graceful_restart_helper_keeps_routes_until_end_of_rib() {
 
 #[test]
 fn graceful_restart_stale_routes_expire_with_the_restart_time() {
-    let (mut net, a, b, _, _) = two_nodes(90, 90, true);
+    let (mut net, a, b, _, _) = two_nodes_gr(90, 90, true, true);
     let t0 = net.now;
     net.dead[a] = true;
     net.reset_connections(a);
@@ -688,4 +703,43 @@ fn import_and_export_prefix_lists() {
     net.settle();
     let got: Vec<Prefix> = net.best(b).into_keys().collect();
     assert_eq!(got, vec![p("10.2.0.0/16")]);
+}
+
+#[test]
+fn graceful_restart_without_forwarding_bit_drops_stale_routes_on_reconnect() {
+    let (mut net, a, b, _, _) = two_nodes(90, 90, true);
+    net.reset_connections(a);
+    assert!(
+        net.best(b).contains_key(&p("10.0.0.0/16")),
+        "kept while the peer restarts"
+    );
+    // A comes back announcing nothing and never sends routes for 10.0.0.0/16 again: since it did
+    // not preserve forwarding state, B drops the stale route as soon as the session is back.
+    let mut ca = SpeakerConfig::new(65010, Ipv4Addr::new(10, 0, 0, 2), 9);
+    ca.networks = vec![];
+    net.nodes[a].speaker = Speaker::new(ca);
+    let now = net.now;
+    net.nodes[a].speaker.add_neighbor(
+        now,
+        neighbor(
+            IpAddr::from(B_ADDR),
+            4_200_000_001,
+            IpAddr::from(A_ADDR),
+            90,
+        ),
+    );
+    net.run_for(secs(10));
+    assert!(net.best(b).is_empty());
+}
+
+#[test]
+fn a_notification_means_no_graceful_restart() {
+    let (mut net, a, b, pa, _) = two_nodes_gr(90, 90, true, true);
+    let now = net.now;
+    net.nodes[a].speaker.remove_neighbor(now, pa); // Cease/Peer De-configured
+    net.settle();
+    assert!(
+        net.best(b).is_empty(),
+        "routes withdrawn at once after a NOTIFICATION"
+    );
 }
