@@ -2,8 +2,11 @@
 //!
 //! For each tunnel it creates the multi-queue TUN device `bh-<name>`, sets its MTU from the
 //! suite and encapsulation overhead, adds the inside addresses and static routes (tagged with
-//! [`RTPROT_BRIDGEHEAD`]), installs the manual SAs, and serves the control socket. The device,
-//! its addresses and its routes disappear with the process.
+//! [`RTPROT_BRIDGEHEAD`]), installs the manual SAs, and serves the control socket. An IKE
+//! tunnel gets its device, addresses and routes too, but no SAs: the IKE service
+//! ([`crate::ike`]) installs them when its Child SA is up, and until then the tunnel drops what
+//! it is given (counted as `no_sa`). The device, its addresses and its routes disappear with
+//! the process.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -36,12 +39,9 @@ struct TunnelInfo {
     device: String,
     mtu: u16,
     max_inner: u16,
-    suite: &'static str,
-    esn: bool,
-    out_spi: u32,
-    in_spi: u32,
-    out: Arc<OutboundSa>,
-    inb: Arc<InboundSa>,
+    /// The manual SAs (outbound, inbound); `None` for an IKE tunnel, whose SAs come and go in
+    /// the dataplane's SA table.
+    manual: Option<(Arc<OutboundSa>, Arc<InboundSa>)>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -140,15 +140,24 @@ fn start(
     )
     .context("starting the dataplane")?;
     for (i, info) in pending.iter().enumerate() {
-        dp.sas().add_inbound(i, Arc::clone(&info.inb));
-        dp.sas().set_outbound(i, Some(Arc::clone(&info.out)));
+        let Some((out, inb)) = &info.manual else {
+            tracing::info!(
+                tunnel = %cfg.tunnels[i].name,
+                device = %info.device,
+                mtu = info.mtu,
+                "device up; SAs come from IKE"
+            );
+            continue;
+        };
+        dp.sas().add_inbound(i, Arc::clone(inb));
+        dp.sas().set_outbound(i, Some(Arc::clone(out)));
         tracing::info!(
             tunnel = %cfg.tunnels[i].name,
             device = %info.device,
             mtu = info.mtu,
-            suite = info.suite,
-            out_spi = %format_args!("{:#010x}", info.out_spi),
-            in_spi = %format_args!("{:#010x}", info.in_spi),
+            suite = out.suite().name().unwrap_or("?"),
+            out_spi = %format_args!("{:#010x}", out.spi()),
+            in_spi = %format_args!("{:#010x}", inb.spi()),
             "manual SAs installed"
         );
     }
@@ -156,17 +165,28 @@ fn start(
 }
 
 fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfig, TunnelInfo)> {
-    let manual = t
-        .manual
-        .as_ref()
-        .context("no [tunnel.manual] section (IKE is not available yet)")?;
-    let suite = manual.suite;
+    // The suites the tunnel may end up with: the manual one, or every one the IKE ESP
+    // proposals allow (the MTU must fit the largest overhead among them).
+    let suites: Vec<bh_crypto::EspSuite> = match (&t.manual, &t.ike) {
+        (Some(m), _) => vec![m.suite],
+        (None, Some(ike)) => ike
+            .settings
+            .esp_proposals
+            .iter()
+            .flat_map(bh_config::ike::Proposal::esp_suites)
+            .collect(),
+        (None, None) => Vec::new(),
+    };
     let device = format!("bh-{}", t.name);
     let udp = t.encap == CfgEncap::Udp;
     // The largest inner packet whose ESP packet fits the underlay: what the workers enforce
     // (DF: ICMP too-big; IPv4 without DF: fragmented before encryption). The device MTU is the
     // same unless the configuration sets a larger one.
-    let max_inner = bh_packet::mtu::tunnel_mtu(UNDERLAY_MTU, &suite, udp, t.peer.is_ipv6());
+    let max_inner = suites
+        .iter()
+        .map(|s| bh_packet::mtu::tunnel_mtu(UNDERLAY_MTU, s, udp, t.peer.is_ipv6()))
+        .min()
+        .context("the tunnel has neither [tunnel.manual] nor IKE ESP proposals")?;
     let mtu = t.mtu.unwrap_or(max_inner);
     let tun = Tun::create(&device, workers).with_context(|| format!("creating TUN {device}"))?;
     let idx = bh_sys::link::ifindex(&device)?;
@@ -188,17 +208,22 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
         MssClamp::Off => None,
         MssClamp::Fixed(v) => Some(v),
     };
-    let out = OutboundSa::new(
-        manual.outbound.spi,
-        EspTransform::new(suite, &manual.outbound.key)?,
-        manual.esn,
-    )?;
-    let inb = InboundSa::new(
-        manual.inbound.spi,
-        EspTransform::new(suite, &manual.inbound.key)?,
-        manual.esn,
-        t.replay_window,
-    )?;
+    let manual = match &t.manual {
+        Some(manual) => Some((
+            Arc::new(OutboundSa::new(
+                manual.outbound.spi,
+                EspTransform::new(manual.suite, &manual.outbound.key)?,
+                manual.esn,
+            )?),
+            Arc::new(InboundSa::new(
+                manual.inbound.spi,
+                EspTransform::new(manual.suite, &manual.inbound.key)?,
+                manual.esn,
+                t.replay_window,
+            )?),
+        )),
+        None => None,
+    };
     let tc = TunnelConfig {
         name: t.name.clone(),
         queues: tun.into_queues(),
@@ -225,12 +250,7 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
         device,
         mtu,
         max_inner: mtu.min(max_inner),
-        suite: suite.name().unwrap_or("?"),
-        esn: manual.esn,
-        out_spi: manual.outbound.spi,
-        in_spi: manual.inbound.spi,
-        out: Arc::new(out),
-        inb: Arc::new(inb),
+        manual,
     };
     Ok((tc, info))
 }
@@ -271,14 +291,41 @@ fn far_end(p: &bh_config::Prefix) -> Option<IpAddr> {
 
 fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
     let g = dp.global();
+    // The SAs as the workers see them: the manual pair, or what IKE installed.
+    let table = dp.sas().load();
     let tunnels: Vec<_> = dp
         .tunnels()
         .iter()
         .zip(infos)
-        .map(|(t, i)| {
+        .enumerate()
+        .map(|(idx, (t, i))| {
             let c = t.counters.snapshot();
-            let o = i.out.counters().snapshot();
-            let n = i.inb.counters().snapshot();
+            let out = table.outbound.get(idx).cloned().flatten();
+            // During a rekey two inbound SAs exist: show the one in use (most packets).
+            let inb = table
+                .inbound
+                .values()
+                .filter(|e| e.tunnel == idx)
+                .max_by_key(|e| (e.sa.counters().snapshot().packets, e.sa.spi()))
+                .map(|e| Arc::clone(&e.sa));
+            let inbound_sas = table.inbound.values().filter(|e| e.tunnel == idx).count();
+            let keying = if i.manual.is_some() { "manual" } else { "ike" };
+            let (Some(out), Some(inb)) = (out, inb) else {
+                return json!({
+                    "name": t.name,
+                    "device": i.device,
+                    "peer": t.peer.load().to_string(),
+                    "encap": match t.encap { Encap::Udp => "udp", Encap::Esp => "esp" },
+                    "mtu": i.mtu,
+                    "max_inner": i.max_inner,
+                    "mss": t.mss,
+                    "keying": keying,
+                    "state": "down",
+                    "tun": { "rx_packets": c.tun_rx_packets, "no_sa": c.no_sa },
+                });
+            };
+            let o = out.counters().snapshot();
+            let n = inb.counters().snapshot();
             json!({
                 "name": t.name,
                 "device": i.device,
@@ -287,20 +334,21 @@ fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
                 "mtu": i.mtu,
                 "max_inner": i.max_inner,
                 "mss": t.mss,
-                "keying": "manual",
+                "keying": keying,
                 "state": "up",
-                "suite": i.suite,
-                "esn": i.esn,
+                "suite": out.suite().name().unwrap_or("?"),
+                "esn": out.esn(),
+                "inbound_sas": inbound_sas,
                 "outbound": {
-                    "spi": format!("{:#010x}", i.out_spi),
+                    "spi": format!("{:#010x}", out.spi()),
                     "packets": o.packets, "bytes": o.bytes,
-                    "next_seq": i.out.next_seq(),
+                    "next_seq": out.next_seq(),
                     "drops": { "exhausted": o.exhausted },
                 },
                 "inbound": {
-                    "spi": format!("{:#010x}", i.in_spi),
+                    "spi": format!("{:#010x}", inb.spi()),
                     "packets": n.packets, "bytes": n.bytes,
-                    "highest_seq": i.inb.highest_seq(),
+                    "highest_seq": inb.highest_seq(),
                     "drops": { "replay": n.replay, "icv": n.icv, "malformed": n.malformed, "dummy": n.dummy },
                 },
                 "tun": {

@@ -374,3 +374,387 @@ fn swan_gcp_profile_refuses_a_rekey_without_pfs() {
     assert_eq!(children, vec![old], "only the first Child SA is installed");
     assert_pings(&lab, 3, "gcp old SA kept");
 }
+
+/// bridgehead's side of a test: its `[tunnel.ike]` table and role.
+struct BhSide<'a> {
+    proposals: &'a [&'a str],
+    esp_proposals: &'a [&'a str],
+    pfs: &'a str,
+    initiate: bool,
+}
+
+/// Starts `bridgehead daemon` in gwa (behind the NAT) with one IKE tunnel to gwb, the PSK in a
+/// 0600 file, and waits for its control socket.
+fn start_bridgehead(lab: &mut Lab, side: &BhSide<'_>) {
+    let list = |v: &[&str]| {
+        v.iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let psk = lab.dir.join("gwa.psk");
+    bridgehead::lab::write_secret(&psk, &format!("{PSK}\n")).unwrap();
+    let text = format!(
+        "[appliance]\nprivate_ip = \"{priv_ip}\"\npublic_ip = \"{pub_ip}\"\n\n\
+         [dataplane]\nworkers = 2\n\n\
+         [[tunnel]]\nname = \"ike\"\npeer = \"{peer}\"\n\
+         inside = [\"169.254.10.1/30\"]\nroutes = [\"10.2.0.0/16\"]\n\
+         psk_file = \"{psk}\"\n\n\
+         [tunnel.ike]\nproposals = [{p}]\nesp_proposals = [{e}]\npfs = \"{pfs}\"\n\
+         initiate = {init}\n",
+        priv_ip = addr::GWA_PRIVATE,
+        pub_ip = addr::GWA_PUBLIC,
+        peer = addr::GWB_PUBLIC,
+        psk = psk.display(),
+        p = list(side.proposals),
+        e = list(side.esp_proposals),
+        pfs = side.pfs,
+        init = side.initiate,
+    );
+    let cfg = lab.dir.join("gwa.toml");
+    bridgehead::lab::write_secret(&cfg, &text).unwrap();
+    let log = std::fs::File::create(lab.dir.join("gwa.log")).unwrap();
+    let mut cmd = lab
+        .ns
+        .exec(&lab.name(Host::GwA), env!("CARGO_BIN_EXE_bridgehead"));
+    cmd.arg("daemon")
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--control")
+        .arg(lab.control(Host::GwA))
+        .env("RUST_LOG", "info,bridgehead=debug")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    lab.ns.spawn("gwa", cmd).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lab.status(Host::GwA).is_err() {
+        assert!(
+            lab.ns.is_running("gwa") && std::time::Instant::now() < deadline,
+            "bridgehead did not start:\n{}",
+            lab.log(Host::GwA)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until bridgehead reports its Child SA installed; returns its IKE status of the tunnel.
+fn bh_child_up(lab: &Lab, cloud: &Charon) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = lab.status(Host::GwA).unwrap();
+        let t = st["ike"]["tunnels"][0].clone();
+        if !t["child"].is_null() && st["tunnels"][0]["state"] == "up" {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bridgehead's Child SA not up: {st:#}\n--- bridgehead log:\n{}\n--- charon log:\n{}",
+            lab.log(Host::GwA),
+            cloud.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// bridgehead initiates to strongSwan as AWS (AWS's default: the customer gateway starts),
+/// AES-GCM-256 / PRF-SHA256 / ECP-256, ESP AES-GCM-256, through the 1:1 NAT.
+#[test]
+fn bridgehead_initiates_to_aws_profile() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+        },
+    );
+    let sa = established(&lab, &cloud);
+    assert!(!sa.initiator);
+    assert_eq!(sa.get("remote-id"), addr::GWA_PUBLIC);
+    assert_eq!(sa.get("nat-remote"), "yes");
+    assert_ike_algs(
+        &sa,
+        ("AES_GCM_16", "256", "", "PRF_HMAC_SHA2_256", "ECP_256"),
+        "aws",
+    );
+    assert_child_algs(&sa, ("AES_GCM_16", "256", "", "", ""), "aws");
+    let bh = bh_child_up(&lab, &cloud);
+    let child = sa.installed_child().unwrap();
+    assert_eq!(
+        bh["child"]["outbound_spi"].as_str().unwrap(),
+        format!("0x{}", child.get("spi-in"))
+    );
+    assert_eq!(bh["child"]["suite"], "aes256gcm16");
+    assert_pings(&lab, 5, "bridgehead -> aws");
+}
+
+/// strongSwan as GCP initiates to bridgehead (responder), PFS required: AES-CBC-256 /
+/// SHA-256 / MODP-2048, ESP AES-CBC-128 / SHA-256.
+#[test]
+fn gcp_profile_initiates_to_bridgehead() {
+    let mut lab = topology();
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256-sha256-modp2048"],
+            esp_proposals: &["aes128-sha256"],
+            pfs: "modp2048",
+            initiate: false,
+        },
+    );
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::gcp(), StartAction::Start),
+    );
+    let sa = established(&lab, &cloud);
+    assert!(sa.initiator);
+    assert_ike_algs(
+        &sa,
+        (
+            "AES_CBC",
+            "256",
+            "HMAC_SHA2_256_128",
+            "PRF_HMAC_SHA2_256",
+            "MODP_2048",
+        ),
+        "gcp",
+    );
+    assert_child_algs(&sa, ("AES_CBC", "128", "HMAC_SHA2_256_128", "", ""), "gcp");
+    let bh = bh_child_up(&lab, &cloud);
+    assert_eq!(bh["role"], "responder");
+    assert_pings(&lab, 5, "gcp -> bridgehead");
+}
+
+/// bridgehead initiates to strongSwan as Azure's default policy: AES-CBC-256 / SHA1 /
+/// MODP-1024, ESP AES-CBC-256 / SHA1 without PFS.
+#[test]
+fn bridgehead_initiates_to_azure_default_profile() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::azure_default(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256-sha1-modp1024"],
+            esp_proposals: &["aes256-sha1"],
+            pfs: "none",
+            initiate: true,
+        },
+    );
+    let sa = established(&lab, &cloud);
+    assert_ike_algs(
+        &sa,
+        (
+            "AES_CBC",
+            "256",
+            "HMAC_SHA1_96",
+            "PRF_HMAC_SHA1",
+            "MODP_1024",
+        ),
+        "azure",
+    );
+    assert_child_algs(&sa, ("AES_CBC", "256", "HMAC_SHA1_96", "", ""), "azure");
+    bh_child_up(&lab, &cloud);
+    assert_pings(&lab, 5, "bridgehead -> azure");
+}
+
+/// Pings lana → lanb `count` times every 50 ms on a thread while `during` runs; returns the
+/// replies received.
+fn ping_during(lab: &Lab, count: u32, during: impl FnOnce()) -> u32 {
+    std::thread::scope(|s| {
+        let pinger = s.spawn(|| lab.ping(Host::LanA, addr::LANB, count, 56).unwrap());
+        std::thread::sleep(Duration::from_millis(300));
+        during();
+        pinger.join().unwrap()
+    })
+}
+
+/// Waits until bridgehead has installed `n` Child SAs in total and the tunnel is up.
+fn bh_child_count(lab: &Lab, n: u64, cloud: &Charon) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = lab.status(Host::GwA).unwrap();
+        let t = st["ike"]["tunnels"][0].clone();
+        if t["child_sas_up"].as_u64() >= Some(n) && st["tunnels"][0]["state"] == "up" {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bridgehead has not installed {n} Child SAs: {st:#}\n--- bridgehead log:\n{}\n--- charon log:\n{}",
+            lab.log(Host::GwA),
+            cloud.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GCP rekeys the Child SA with PFS (KE, MODP-2048) while pings flow: bridgehead installs the
+/// new pair before the old one goes, no ping is lost, and both sides agree on the new SPIs.
+#[test]
+fn gcp_profile_rekeys_child_with_pfs_under_traffic() {
+    let mut lab = topology();
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes128gcm16-prfsha256-modp2048"],
+            esp_proposals: &["aes128gcm16"],
+            pfs: "modp2048",
+            initiate: true,
+        },
+    );
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::gcp(), StartAction::None),
+    );
+    let sa = established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    let old = sa.installed_child().unwrap().get("spi-in").to_owned();
+    let got = ping_during(&lab, 40, || {
+        cloud.rekey(&lab.ns, false).unwrap();
+    });
+    let sa = rekeyed(&lab, &cloud, &old);
+    let new = new_child(&sa, &old);
+    assert_child_algs(
+        &new,
+        ("AES_GCM_16", "128", "", "", "MODP_2048"),
+        "gcp rekey",
+    );
+    let bh = bh_child_count(&lab, 2, &cloud);
+    let c = new.installed_child().unwrap();
+    assert_eq!(
+        bh["child"]["outbound_spi"].as_str().unwrap(),
+        format!("0x{}", c.get("spi-in"))
+    );
+    assert_eq!(got, 40, "pings lost across the rekey: {got}/40");
+    assert_pings(&lab, 5, "after gcp rekey");
+}
+
+/// Azure (default policy) rekeys the Child SA without a KE; bridgehead with `pfs = "none"`
+/// accepts it and traffic continues.
+#[test]
+fn azure_default_profile_rekeys_child_without_pfs() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::azure_default(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256-sha1-modp1024"],
+            esp_proposals: &["aes256-sha1"],
+            pfs: "none",
+            initiate: true,
+        },
+    );
+    let sa = established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    let old = sa.installed_child().unwrap().get("spi-in").to_owned();
+    let got = ping_during(&lab, 40, || {
+        cloud.rekey(&lab.ns, false).unwrap();
+    });
+    let sa = rekeyed(&lab, &cloud, &old);
+    assert_child_algs(
+        &new_child(&sa, &old),
+        ("AES_CBC", "256", "HMAC_SHA1_96", "", ""),
+        "azure rekey",
+    );
+    bh_child_count(&lab, 2, &cloud);
+    assert_eq!(got, 40, "pings lost across the rekey: {got}/40");
+}
+
+/// AWS rekeys the IKE SA (CREATE_CHILD_SA for the IKE SA, RFC 7296 §1.3.2): the new IKE SA is
+/// established with fresh SPIs, the Child SA carries on, and so does traffic.
+#[test]
+fn aws_profile_rekeys_the_ike_sa() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+        },
+    );
+    let sa = established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    let old_spi = sa.get("responder-spi").to_owned();
+    let got = ping_during(&lab, 40, || {
+        cloud.rekey(&lab.ns, true).unwrap();
+    });
+    let sas = cloud
+        .wait_sas(&lab.ns, Duration::from_secs(20), |sas| {
+            sas.iter()
+                .any(|s| s.is_up() && s.get("responder-spi") != old_spi)
+        })
+        .expect("IKE SA rekeyed");
+    let new = sas.iter().find(|s| s.is_up()).unwrap();
+    assert_ike_algs(
+        new,
+        ("AES_GCM_16", "256", "", "PRF_HMAC_SHA2_256", "ECP_256"),
+        "aws ike rekey",
+    );
+    assert_eq!(got, 40, "pings lost across the IKE rekey: {got}/40");
+    assert_pings(&lab, 5, "after the IKE rekey");
+    let st = lab.status(Host::GwA).unwrap();
+    assert_eq!(st["ike"]["tunnels"][0]["state"], "established", "{st:#}");
+}
+
+/// No common proposal (bridgehead offers only ECP-256, Azure's default policy only MODP-1024):
+/// no SA comes up, and bridgehead's status says why, with both sides' proposals.
+#[test]
+fn status_says_why_azure_refuses_our_proposals() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::azure_default(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+        },
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let t = loop {
+        let st = lab.status(Host::GwA).unwrap();
+        let t = st["ike"]["tunnels"][0].clone();
+        if !t["no_proposal_chosen"].is_null() {
+            assert_eq!(st["tunnels"][0]["state"], "down");
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no NO_PROPOSAL_CHOSEN in status: {st:#}\n{}",
+            lab.log(Host::GwA)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(t["down_reason"], "no proposal chosen");
+    assert!(t["child"].is_null());
+    assert!(cloud.list_sas(&lab.ns).unwrap().iter().all(|s| !s.is_up()));
+    assert_eq!(lab.ping(Host::LanA, addr::LANB, 2, 56).unwrap(), 0);
+}

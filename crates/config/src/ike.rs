@@ -801,6 +801,46 @@ ike = { proposals = ["aes256-sha1-modp1024"], esp_proposals = ["aes256-sha1"], p
         assert!(text.contains("pfs key"), "{text}");
     }
 
+    /// The IKE example of docs/configuration.md loads and means what the text says.
+    #[test]
+    fn documented_ike_example_loads() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let block: String = doc
+            .split("```toml ike\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("the IKE example block")
+            .to_owned();
+        let mut files = MemFiles::new();
+        let meta = FileMeta {
+            mode: 0o600,
+            uid: 0,
+        };
+        files.insert(CONF, meta, block.as_bytes());
+        files.insert(PSK_FILE, meta, b"Aws_Generated.Key_0123456789");
+        files.insert(
+            "/etc/bridgehead/psk/azure0",
+            meta,
+            b"Azure.Key_0123456789\n",
+        );
+        let ctx = LoadCtx {
+            online_cores: 1,
+            euid: 0,
+            files: &files,
+        };
+        let cfg = crate::parse(std::path::Path::new(CONF), &block, &ctx)
+            .unwrap_or_else(|e| panic!("the documented IKE example fails:\n{e}"));
+        let az = cfg.tunnels[1].ike.as_ref().unwrap();
+        assert_eq!(az.settings.pfs, None);
+        assert_eq!(az.settings.proposals[0].dh, vec![DhGroup::Modp1024]);
+        assert_eq!(az.settings.child_lifetime, Duration::from_secs(27_000));
+        assert_eq!(az.psk.as_slice(), b"Azure.Key_0123456789");
+        assert_eq!(
+            cfg.tunnels[0].ike.as_ref().unwrap().local_id,
+            Identity::Addr("203.0.113.10".parse().unwrap())
+        );
+    }
+
     #[test]
     fn psk_sources_and_permissions() {
         // A world-readable PSK file is refused.

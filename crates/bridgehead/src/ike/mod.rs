@@ -1,30 +1,532 @@
-//! The IKEv2 service: the shell around the sans-IO IKE engine (sockets, timers, SA install).
+//! The IKEv2 service: the shell around the sans-IO engine [`bh_ike::Endpoint`].
 //!
-//! Not wired yet: [`start`] takes the queue of IKE messages that the dataplane receives on the
-//! ESP port and drops it, so they are counted as `ike_dropped` in `bridgehead status`.
+//! One thread owns the endpoint. It receives IKE on a UDP socket bound to
+//! `appliance.private_ip:500`, and IKE on the ESP port (4500, NAT-T) from the dataplane's queue
+//! ([`bh_dataplane::IkeDatagram`]); it sends from port 500 on its own socket and from 4500
+//! through [`Dataplane::send_ike`] (which adds the non-ESP marker, RFC 3948 §2.2). Time is
+//! `std::time::Instant` since the service started, handed to the engine as a value.
+//!
+//! Engine events drive the dataplane: `ChildSaUp` builds an [`InboundSa`] and an
+//! [`OutboundSa`] from the negotiated suite and keys and installs them in the tunnel's slot of
+//! the SA table, make-before-break (the new outbound SA replaces the old one at once; the old
+//! inbound SA stays until its `ChildSaDown`), and points the tunnel at the SA's peer address
+//! (the NAT-T port after the float). `ChildSaDown` removes the inbound SA and clears the
+//! outbound one if it was the one removed. [`IkeService::status_json`] shows per tunnel the
+//! IKE state, SPIs, algorithms and why it is down.
+//!
+//! Tunnels with `initiate = true` are started at once (and restarted by the engine after
+//! failures); the others wait for the peer. On stop, every IKE SA is deleted (INFORMATIONAL
+//! DELETE, RFC 7296 §1.4.1) before the thread ends.
+//!
+//! Not done here: configuration reload, IPv6 IKE sockets bound separately from IPv4 (the one
+//! socket has the family of `private_ip`), more than one IKE socket per appliance.
 
-use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use anyhow::{Context, Result};
 use bh_config::Config;
+use bh_config::ike::{Identity, TunnelIke};
+use bh_crypto::EspTransform;
 use bh_dataplane::{Dataplane, IkeDatagram};
+use bh_esp::{InboundSa, OutboundSa};
+use bh_ike::{
+    Dpd, Endpoint, EndpointSettings, EspProposal, Event, IkeId, IkeProposal, Lifetimes, TunnelId,
+    TunnelIkeConfig,
+};
+use serde_json::json;
+
+/// The IKE port (RFC 7296 §2).
+pub const IKE_PORT: u16 = 500;
+
+/// Longest the thread sleeps between looks at the dataplane queue and the stop flag.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Largest IKE datagram read from port 500.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// What the status shows about one IKE tunnel.
+#[derive(Clone, Debug, Default)]
+struct TunnelStatus {
+    name: String,
+    /// Dataplane index.
+    index: usize,
+    initiator: bool,
+    ike_state: &'static str,
+    ike_spi: Option<String>,
+    ike_suite: Option<String>,
+    nat: Option<bool>,
+    remote: Option<String>,
+    child: Option<ChildStatus>,
+    down_reason: Option<String>,
+    no_proposal: Option<String>,
+    ike_ups: u64,
+    child_ups: u64,
+}
+
+#[derive(Clone, Debug)]
+struct ChildStatus {
+    inbound_spi: u32,
+    outbound_spi: u32,
+    suite: &'static str,
+    esn: bool,
+    udp_encap: bool,
+}
 
 /// The running IKE service (shared with the control socket thread, so `Send + Sync`).
-pub struct IkeService;
+pub struct IkeService {
+    status: Arc<Mutex<Vec<TunnelStatus>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
 
-/// Starts the IKE service for the configured tunnels.
-pub fn start(
-    _cfg: &Config,
-    _dp: Arc<Dataplane>,
-    rx: Receiver<IkeDatagram>,
-) -> anyhow::Result<IkeService> {
-    drop(rx);
-    Ok(IkeService)
+/// The engine's view of one configured tunnel.
+fn tunnel_config(
+    name: &str,
+    local: SocketAddr,
+    remote: SocketAddr,
+    ike: &TunnelIke,
+    force_udp: bool,
+) -> TunnelIkeConfig {
+    let id = |i: &Identity| match i {
+        Identity::Addr(a) => IkeId::Addr(*a),
+        // The engine has no ID_RFC822_ADDR; an e-mail identity goes as an FQDN string.
+        Identity::Fqdn(s) | Identity::Email(s) => IkeId::Fqdn(s.clone()),
+    };
+    let s = &ike.settings;
+    TunnelIkeConfig {
+        name: name.to_owned(),
+        local_addr: local,
+        remote_addr: remote,
+        local_id: id(&ike.local_id),
+        remote_id: id(&ike.remote_id),
+        psk: ike.psk.clone(),
+        ike_proposals: s
+            .proposals
+            .iter()
+            .map(|p| IkeProposal {
+                encr: p.encr.clone(),
+                integ: p.integ.clone(),
+                prf: p.prf.clone(),
+                dh: p.dh.clone(),
+            })
+            .collect(),
+        esp_proposals: s
+            .esp_proposals
+            .iter()
+            .map(|p| EspProposal {
+                encr: p.encr.clone(),
+                integ: p.integ.clone(),
+                esn: p.esn.clone(),
+            })
+            .collect(),
+        pfs_group: s.pfs,
+        lifetimes: Lifetimes {
+            ike_rekey: s.ike_lifetime,
+            child_rekey: s.child_lifetime,
+            jitter_percent: 10,
+        },
+        dpd: Dpd {
+            interval: s.dpd_interval.unwrap_or(Duration::ZERO),
+            timeout: s.dpd_timeout,
+            restart: s.initiate,
+        },
+        initiator: s.initiate,
+        force_udp_encap: force_udp,
+    }
+}
+
+/// Starts the IKE service for the configured IKE tunnels (manual tunnels are left alone).
+/// With no IKE tunnel it runs nothing and only drains the queue.
+pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Result<IkeService> {
+    let bind_ip = cfg
+        .appliance
+        .private_ip
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let esp_port = cfg.dataplane.udp_port;
+    let mut endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+    let mut status = Vec::new();
+    let mut ids = Vec::new();
+    for (index, t) in cfg.tunnels.iter().enumerate() {
+        let Some(ike) = &t.ike else { continue };
+        let local = SocketAddr::new(bind_ip, IKE_PORT);
+        let remote = SocketAddr::new(t.peer, IKE_PORT);
+        let force_udp = t.encap == bh_config::Encap::Udp;
+        let id = endpoint.add_tunnel(tunnel_config(&t.name, local, remote, ike, force_udp));
+        ids.push((id, index));
+        status.push(TunnelStatus {
+            name: t.name.clone(),
+            index,
+            initiator: ike.settings.initiate,
+            ike_state: if ike.settings.initiate {
+                "connecting"
+            } else {
+                "waiting for the peer"
+            },
+            ..TunnelStatus::default()
+        });
+    }
+    let status = Arc::new(Mutex::new(status));
+    let stop = Arc::new(AtomicBool::new(false));
+    if ids.is_empty() {
+        // Nothing to negotiate; the queue is dropped and its messages count as ike_dropped.
+        drop(rx);
+        return Ok(IkeService {
+            status,
+            stop,
+            thread: None,
+        });
+    }
+    let socket = UdpSocket::bind(SocketAddr::new(bind_ip, IKE_PORT))
+        .with_context(|| format!("binding the IKE socket {bind_ip}:{IKE_PORT}"))?;
+    socket.set_read_timeout(Some(TICK))?;
+    let mut shell = Shell {
+        endpoint,
+        socket,
+        dp,
+        rx,
+        ids,
+        status: Arc::clone(&status),
+        origin: std::time::Instant::now(),
+        esp_port,
+        replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
+    };
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("ike".into())
+        .spawn(move || shell.run(&flag))
+        .context("starting the IKE thread")?;
+    Ok(IkeService {
+        status,
+        stop,
+        thread: Some(thread),
+    })
 }
 
 impl IkeService {
-    /// Status of the IKE SAs, for `bridgehead status --json`.
+    /// Status of the IKE tunnels, for `bridgehead status --json`: per tunnel its IKE state,
+    /// SPIs, algorithms, and why it is down.
     pub fn status_json(&self) -> serde_json::Value {
-        serde_json::Value::Null
+        let st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let tunnels: Vec<_> = st
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "tunnel_index": t.index,
+                    "role": if t.initiator { "initiator" } else { "responder" },
+                    "state": t.ike_state,
+                    "ike_spi": t.ike_spi,
+                    "ike_suite": t.ike_suite,
+                    "nat": t.nat,
+                    "remote": t.remote,
+                    "child": t.child.as_ref().map(|c| json!({
+                        "inbound_spi": format!("{:#010x}", c.inbound_spi),
+                        "outbound_spi": format!("{:#010x}", c.outbound_spi),
+                        "suite": c.suite,
+                        "esn": c.esn,
+                        "udp_encap": c.udp_encap,
+                    })),
+                    "down_reason": t.down_reason,
+                    "no_proposal_chosen": t.no_proposal,
+                    "ike_sas_up": t.ike_ups,
+                    "child_sas_up": t.child_ups,
+                })
+            })
+            .collect();
+        json!({ "tunnels": tunnels })
+    }
+}
+
+impl Drop for IkeService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The thread's state.
+struct Shell {
+    endpoint: Endpoint,
+    socket: UdpSocket,
+    dp: Arc<Dataplane>,
+    rx: Receiver<IkeDatagram>,
+    /// Engine tunnel id → dataplane tunnel index.
+    ids: Vec<(TunnelId, usize)>,
+    status: Arc<Mutex<Vec<TunnelStatus>>>,
+    origin: std::time::Instant,
+    esp_port: u16,
+    replay_window: Vec<u32>,
+}
+
+impl Shell {
+    fn now(&self) -> bh_ike::Instant {
+        bh_ike::Instant(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn run(&mut self, stop: &AtomicBool) {
+        let now = self.now();
+        let starters: Vec<TunnelId> = self
+            .ids
+            .iter()
+            .filter(|(id, _)| self.endpoint.tunnel(*id).is_some_and(|c| c.initiator))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in starters {
+            self.endpoint.initiate(now, id);
+        }
+        self.flush();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let local500 = self.socket.local_addr().ok();
+        while !stop.load(Ordering::Relaxed) {
+            // Port 500, with the read timeout as the tick.
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, src)) => {
+                    let now = self.now();
+                    let local = local500.unwrap_or_else(|| SocketAddr::new(src.ip(), IKE_PORT));
+                    if let Some(data) = buf.get(..n) {
+                        self.endpoint.handle_datagram(now, src, local, data);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => tracing::warn!(error = %e, "IKE socket receive failed"),
+            }
+            // Port 4500, from the dataplane.
+            loop {
+                match self.rx.try_recv() {
+                    Ok(d) => {
+                        let now = self.now();
+                        self.endpoint.handle_datagram(now, d.src, d.local, &d.data);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            let now = self.now();
+            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+            }
+            self.flush();
+        }
+        // Stopping: delete every IKE SA so the peers do not wait for DPD.
+        let now = self.now();
+        for (id, _) in self.ids.clone() {
+            self.endpoint.close(now, id);
+        }
+        self.flush();
+    }
+
+    /// Sends what the engine queued and acts on its events.
+    fn flush(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            let r = if t.src.port() == self.esp_port {
+                self.dp.send_ike(t.dst, &t.data)
+            } else {
+                self.socket.send_to(&t.data, t.dst).map(|_| ())
+            };
+            if let Err(e) = r {
+                tracing::warn!(dst = %t.dst, error = %e, "sending IKE failed");
+            }
+        }
+        while let Some(ev) = self.endpoint.poll_event() {
+            self.event(ev);
+        }
+    }
+
+    fn index(&self, id: TunnelId) -> Option<(usize, usize)> {
+        self.ids
+            .iter()
+            .position(|(t, _)| *t == id)
+            .and_then(|pos| self.ids.get(pos).map(|(_, idx)| (pos, *idx)))
+    }
+
+    fn with_status(&self, pos: usize, f: impl FnOnce(&mut TunnelStatus)) {
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = st.get_mut(pos) {
+            f(s);
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::IkeSaUp {
+                tunnel,
+                local_spi,
+                suite,
+                nat,
+                remote,
+                ..
+            } => {
+                let Some((pos, _)) = self.index(tunnel) else {
+                    return;
+                };
+                let suite = format!(
+                    "{:?}/{:?}/{:?}/{:?}",
+                    suite.encr, suite.integ, suite.prf, suite.dh
+                );
+                tracing::info!(tunnel = tunnel.0, %remote, nat, suite = %suite, "IKE SA up");
+                self.with_status(pos, |s| {
+                    s.ike_state = "established";
+                    s.ike_spi = Some(hex::encode(local_spi));
+                    s.ike_suite = Some(suite);
+                    s.nat = Some(nat);
+                    s.remote = Some(remote.to_string());
+                    s.down_reason = None;
+                    s.ike_ups = s.ike_ups.saturating_add(1);
+                });
+            }
+            Event::IkeSaDown {
+                tunnel,
+                local_spi,
+                reason,
+            } => {
+                let Some((pos, _)) = self.index(tunnel) else {
+                    return;
+                };
+                tracing::info!(tunnel = tunnel.0, spi = %hex::encode(local_spi), ?reason, "IKE SA down");
+                let spi = hex::encode(local_spi);
+                self.with_status(pos, |s| {
+                    // A rekeyed IKE SA is replaced by the new one already reported up.
+                    if s.ike_spi.as_deref() == Some(spi.as_str()) {
+                        s.ike_state = "down";
+                        s.ike_spi = None;
+                        s.down_reason = Some(format!("{reason:?}"));
+                    }
+                });
+            }
+            Event::ChildSaUp {
+                tunnel,
+                inbound_spi,
+                outbound_spi,
+                suite,
+                esn,
+                keys_in,
+                keys_out,
+                udp_encap,
+                remote,
+                replaces,
+                ..
+            } => {
+                let Some((pos, idx)) = self.index(tunnel) else {
+                    return;
+                };
+                let window = self.replay_window.get(idx).copied().unwrap_or(1024);
+                let built = (|| -> Result<(InboundSa, OutboundSa)> {
+                    let inb = InboundSa::new(
+                        inbound_spi,
+                        EspTransform::new(suite, &keys_in)?,
+                        esn,
+                        window,
+                    )?;
+                    let out =
+                        OutboundSa::new(outbound_spi, EspTransform::new(suite, &keys_out)?, esn)?;
+                    Ok((inb, out))
+                })();
+                let (inb, out) = match built {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(tunnel = tunnel.0, error = %e, "cannot build the Child SA");
+                        return;
+                    }
+                };
+                // New inbound first, so the peer's first packets under it are accepted; then
+                // the new outbound replaces the old one. The old inbound stays until deleted.
+                self.dp.sas().add_inbound(idx, Arc::new(inb));
+                if let Some(t) = self.dp.tunnels().get(idx) {
+                    let peer = if udp_encap {
+                        remote
+                    } else {
+                        SocketAddr::new(remote.ip(), 0)
+                    };
+                    t.peer.store(Arc::new(peer));
+                }
+                self.dp.sas().set_outbound(idx, Some(Arc::new(out)));
+                let name = suite.name().unwrap_or("?");
+                tracing::info!(
+                    tunnel = tunnel.0,
+                    in_spi = %format_args!("{inbound_spi:#010x}"),
+                    out_spi = %format_args!("{outbound_spi:#010x}"),
+                    suite = name,
+                    esn,
+                    udp_encap,
+                    replaces = ?replaces.map(|s| format!("{s:#010x}")),
+                    "Child SA installed"
+                );
+                self.with_status(pos, |s| {
+                    s.child = Some(ChildStatus {
+                        inbound_spi,
+                        outbound_spi,
+                        suite: name,
+                        esn,
+                        udp_encap,
+                    });
+                    s.child_ups = s.child_ups.saturating_add(1);
+                    s.down_reason = None;
+                });
+            }
+            Event::ChildSaDown {
+                tunnel,
+                inbound_spi,
+                outbound_spi,
+                reason,
+            } => {
+                let Some((pos, idx)) = self.index(tunnel) else {
+                    return;
+                };
+                self.dp.sas().remove_inbound(inbound_spi);
+                let current = self
+                    .dp
+                    .sas()
+                    .load()
+                    .outbound
+                    .get(idx)
+                    .cloned()
+                    .flatten()
+                    .map(|o| o.spi());
+                if current == Some(outbound_spi) {
+                    self.dp.sas().set_outbound(idx, None);
+                }
+                tracing::info!(
+                    tunnel = tunnel.0,
+                    in_spi = %format_args!("{inbound_spi:#010x}"),
+                    ?reason,
+                    "Child SA removed"
+                );
+                self.with_status(pos, |s| {
+                    if s.child
+                        .as_ref()
+                        .is_some_and(|c| c.inbound_spi == inbound_spi)
+                    {
+                        s.child = None;
+                        s.down_reason = Some(format!("Child SA: {reason:?}"));
+                    }
+                });
+            }
+            Event::NoProposalChosen {
+                tunnel,
+                exchange,
+                ours,
+                theirs,
+            } => {
+                tracing::warn!(tunnel = tunnel.0, ?exchange, ours = %ours, theirs = %theirs, "no proposal chosen");
+                if let Some((pos, _)) = self.index(tunnel) {
+                    self.with_status(pos, |s| {
+                        s.no_proposal = Some(format!("{exchange:?}: ours {ours}; theirs {theirs}"));
+                        s.down_reason = Some("no proposal chosen".into());
+                    });
+                }
+            }
+            other => tracing::debug!(event = ?other, "IKE event"),
+        }
     }
 }

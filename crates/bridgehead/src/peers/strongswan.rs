@@ -102,9 +102,11 @@ impl Profile {
     }
 
     /// Azure VPN Gateway, default route-based policy (§2): IKE AES-CBC-256/128 with SHA1 or
-    /// SHA-256 and MODP-1024 only; ESP offered without PFS (GCM-256, AES-256/SHA1,
-    /// AES-256/SHA-256, AES-128/SHA1), as Azure does when it initiates or rekeys, and accepted
-    /// with PFS too, as Azure's responder offers; 28,800 s / 27,000 s, DPD 45 s.
+    /// SHA-256 and MODP-1024 only; ESP without PFS (GCM-256, AES-256/SHA1, AES-256/SHA-256,
+    /// AES-128/SHA1), exactly what Azure offers when it initiates or rekeys (no KE payload);
+    /// 28,800 s / 27,000 s, DPD 45 s. (Azure's responder also accepts PFS offers; this profile
+    /// does not, so a customer that requires PFS on rekeys fails here as it would against an
+    /// Azure-initiated rekey.)
     pub fn azure_default() -> Self {
         Self {
             name: "azure".into(),
@@ -119,8 +121,6 @@ impl Profile {
                 "aes256-sha1".into(),
                 "aes256-sha256".into(),
                 "aes128-sha1".into(),
-                "aes256gcm16-modp1024-modp2048-ecp256-ecp384".into(),
-                "aes256-aes128-sha1-sha256-modp1024-modp2048-ecp256-ecp384".into(),
             ],
             ike_rekey: Duration::from_secs(28_800),
             child_rekey: Duration::from_secs(27_000),
