@@ -245,6 +245,8 @@ pub struct Speaker {
     next_peer: u32,
     next_conn: u64,
     loc_rib: BTreeMap<Prefix, Vec<NextHop>>,
+    /// `cfg.networks` as a set, for lookups.
+    networks: BTreeSet<Prefix>,
     /// Prefixes whose Loc-RIB entry or export may have changed since the last flush.
     dirty: BTreeSet<Prefix>,
     out: VecDeque<Output>,
@@ -258,7 +260,9 @@ impl Speaker {
     /// A speaker with no neighbors.
     pub fn new(cfg: SpeakerConfig) -> Self {
         let dirty = cfg.networks.iter().copied().collect();
+        let networks = cfg.networks.iter().copied().collect();
         Self {
+            networks,
             cfg,
             neighbors: BTreeMap::new(),
             conns: HashMap::new(),
@@ -325,6 +329,7 @@ impl Speaker {
     pub fn set_networks(&mut self, now: Instant, networks: Vec<Prefix>) {
         self.dirty.extend(self.cfg.networks.iter().copied());
         self.dirty.extend(networks.iter().copied());
+        self.networks = networks.iter().copied().collect();
         self.cfg.networks = networks;
         self.flush(now);
     }
@@ -940,7 +945,7 @@ impl Speaker {
     }
 
     fn export_all(&mut self, now: Instant, peer: PeerId) {
-        let mut all: BTreeSet<Prefix> = self.cfg.networks.iter().copied().collect();
+        let mut all: BTreeSet<Prefix> = self.networks.clone();
         if self.cfg.transit {
             all.extend(self.loc_rib.keys().copied());
         }
@@ -958,7 +963,7 @@ impl Speaker {
             return None;
         }
         let ibgp = n.cfg.session.is_ibgp();
-        let mut attrs = if self.cfg.networks.contains(p) {
+        let mut attrs = if self.networks.contains(p) {
             PathAttributes {
                 origin: Some(Origin::Igp),
                 as_path: Some(AsPath::default()),
@@ -1018,7 +1023,9 @@ impl Speaker {
             return;
         }
         let mut withdraw: Vec<Prefix> = Vec::new();
-        let mut announce: HashMap<PathAttributes, Vec<Prefix>> = HashMap::new();
+        // Attributes are interned: prefixes sharing attributes share one Arc in the Adj-RIB-Out.
+        let mut announce: HashMap<PathAttributes, (Arc<PathAttributes>, Vec<Prefix>)> =
+            HashMap::new();
         let mut limited = false;
         let wanted: Vec<(Prefix, Option<PathAttributes>)> =
             prefixes.map(|p| (p, self.desired(peer, &p))).collect();
@@ -1042,8 +1049,11 @@ impl Speaker {
                         limited = true;
                         continue;
                     }
-                    n.adj_out.insert(p, Arc::new(a.clone()));
-                    announce.entry(a).or_default().push(p);
+                    let e = announce
+                        .entry(a)
+                        .or_insert_with_key(|k| (Arc::new(k.clone()), Vec::new()));
+                    n.adj_out.insert(p, Arc::clone(&e.0));
+                    e.1.push(p);
                 }
             }
         }
@@ -1081,7 +1091,8 @@ impl Speaker {
             };
             let _ = s.send_update(now, &u);
         }
-        let mut groups: Vec<(PathAttributes, Vec<Prefix>)> = announce.into_iter().collect();
+        let mut groups: Vec<(PathAttributes, Vec<Prefix>)> =
+            announce.into_iter().map(|(a, (_, ps))| (a, ps)).collect();
         groups.sort_by(|a, b| a.1.first().cmp(&b.1.first()));
         for (attrs, prefixes) in groups {
             let attr_len = crate::wire::encode_to_vec(

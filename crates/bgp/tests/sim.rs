@@ -743,3 +743,28 @@ fn a_notification_means_no_graceful_restart() {
         "routes withdrawn at once after a NOTIFICATION"
     );
 }
+
+#[test]
+fn a_larger_table_arrives_whole_and_leaves_whole() {
+    let (mut net, a, b, _, _) = two_nodes(90, 90, true);
+    let n: u32 = 20_000;
+    let table: Vec<Prefix> = (0..n)
+        .map(|i| Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 | (i << 8))), 24).unwrap())
+        .collect();
+    let now = net.now;
+    net.nodes[a].speaker.set_networks(now, table.clone());
+    net.settle();
+    let best = net.best(b);
+    assert!(table.iter().all(|p| {
+        best.get(p)
+            .is_some_and(|h| h[0].addr == IpAddr::from(A_ADDR))
+    }));
+    assert_eq!(
+        best.len(),
+        table.len(),
+        "A's earlier networks were replaced"
+    );
+    net.nodes[a].speaker.set_networks(now, vec![]);
+    net.settle();
+    assert!(net.best(b).is_empty());
+}
