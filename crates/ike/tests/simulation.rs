@@ -446,3 +446,45 @@ fn close_deletes_on_both_sides() {
     assert_eq!(child_downs(&s.events_b).len(), 1);
     assert!(s.a.snapshot().is_empty());
 }
+
+#[test]
+fn simultaneous_initiation_ends_with_one_ike_sa_and_one_child_pair() {
+    for seed in 0..8u8 {
+        let (a, mut b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+        b.initiator = true;
+        let mut s = Sim::new(seed, false, a, b);
+        s.a.initiate(s.now, s.ta);
+        s.b.initiate(s.now, s.tb);
+        s.run_for(Duration::from_secs(30));
+        let sa = s.a.snapshot();
+        let sb = s.b.snapshot();
+        assert_eq!((sa.len(), sb.len()), (1, 1), "seed {seed}: {sa:?} {sb:?}");
+        assert_eq!(sa[0].state, "established");
+        assert_eq!(sa[0].children.len(), 1);
+        assert_eq!(sb[0].children.len(), 1);
+        let (ai, ao) = sa[0].children[0];
+        let (bi, bo) = sb[0].children[0];
+        assert_eq!((ai, ao), (bo, bi), "seed {seed}");
+        // One pair was announced twice and withdrawn once on each side, as a duplicate.
+        assert_eq!(child_ups(&s.events_a).len(), 2);
+        assert_eq!(child_downs(&s.events_a).len(), 1);
+        assert_eq!(child_downs(&s.events_b).len(), 1);
+        // The surviving pair's keys match.
+        let up_a = child_ups(&s.events_a)
+            .into_iter()
+            .find(|c| c.inbound == ai)
+            .unwrap();
+        let up_b = child_ups(&s.events_b)
+            .into_iter()
+            .find(|c| c.inbound == bi)
+            .unwrap();
+        assert_children_match(&up_a, &up_b);
+        assert!(!s.events_a.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: DownReason::Timeout,
+                ..
+            }
+        )));
+    }
+}

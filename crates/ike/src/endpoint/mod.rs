@@ -99,6 +99,8 @@ pub enum DownReason {
     PeerError(NotifyType),
     /// The peer sent INITIAL_CONTACT on a new IKE SA: the old one is stale.
     InitialContact,
+    /// A simultaneous initiation made two IKE SAs; this one was the redundant one.
+    Duplicate,
 }
 
 /// What the shell must act on.
@@ -284,7 +286,7 @@ impl Endpoint {
             *slot = None;
         }
         for sa in self.sas.iter_mut().filter(|s| s.tunnel == tunnel) {
-            sa.close(&mut self.ctx, now);
+            sa.close(&mut self.ctx, now, DownReason::DeletedLocally);
         }
         self.gc(now);
     }
@@ -340,6 +342,9 @@ impl Endpoint {
             if self.sas.iter().any(|s| s.initial_contact_pending) {
                 self.initial_contact(now);
             }
+            if self.sas.iter().any(|s| s.fresh_auth) {
+                self.dedupe(now);
+            }
         }
         self.gc(now);
     }
@@ -394,29 +399,80 @@ impl Endpoint {
         sa.craft_request(&mut self.ctx, exchange, inner)
     }
 
+    /// INITIAL_CONTACT (RFC 7296 §2.4): IKE SAs of the same tunnel that were established
+    /// before the new one was begun are stale and go. SAs negotiated at the same time (a
+    /// simultaneous initiation) are left to [`Self::dedupe`].
     fn initial_contact(&mut self, now: Instant) {
-        let fresh: Vec<(TunnelId, [u8; 8])> = self
+        let fresh: Vec<(TunnelId, [u8; 8], Instant)> = self
             .sas
             .iter_mut()
             .filter(|s| s.initial_contact_pending)
             .map(|s| {
                 s.initial_contact_pending = false;
-                (s.tunnel, s.local_spi())
+                (s.tunnel, s.local_spi(), s.created)
             })
             .collect();
-        for (t, spi) in fresh {
-            for sa in self
-                .sas
-                .iter_mut()
-                .filter(|s| s.tunnel == t && s.local_spi() != spi)
-            {
+        for (t, spi, created) in fresh {
+            for sa in self.sas.iter_mut().filter(|s| {
+                s.tunnel == t
+                    && s.local_spi() != spi
+                    && s.established_at.is_some_and(|e| e < created)
+            }) {
                 sa.kill(&mut self.ctx, now, DownReason::InitialContact, false);
+            }
+        }
+    }
+
+    /// Simultaneous initiation: when two IKE SAs of one tunnel were negotiated at the same
+    /// time, the one created with the lowest nonce is redundant and is deleted by the side
+    /// that initiated it (the rule RFC 7296 §2.8.2 gives for rekey collisions), so both ends
+    /// keep the same single IKE SA and Child SA pair.
+    fn dedupe(&mut self, now: Instant) {
+        let fresh: Vec<usize> = (0..self.sas.len())
+            .filter(|&i| self.sas[i].fresh_auth)
+            .collect();
+        for i in fresh {
+            self.sas[i].fresh_auth = false;
+            let (t, created_i, est_i) = (
+                self.sas[i].tunnel,
+                self.sas[i].created,
+                self.sas[i].established_at,
+            );
+            let Some(est_i) = est_i else { continue };
+            for j in 0..self.sas.len() {
+                if i == j {
+                    continue;
+                }
+                let o = &self.sas[j];
+                let overlap = o.tunnel == t
+                    && o.is_live()
+                    && o.established_at.is_some_and(|e| e >= created_i)
+                    && o.created <= est_i;
+                if !overlap || !self.sas[i].is_live() {
+                    continue;
+                }
+                let loser = if self.sas[i].min_nonce() < o.min_nonce() {
+                    i
+                } else {
+                    j
+                };
+                if self.sas[loser].initiator {
+                    self.sas[loser].close(&mut self.ctx, now, DownReason::Duplicate);
+                }
             }
         }
     }
 
     fn gc(&mut self, _now: Instant) {
         self.sas.retain(|s| !s.is_dead());
+        // A tunnel with a live IKE SA needs no restart (e.g. the loser of a duplicate went).
+        for s in &self.sas {
+            if s.is_live() {
+                if let Some(slot) = self.ctx.restart_at.get_mut(s.tunnel.0 as usize) {
+                    *slot = None;
+                }
+            }
+        }
         let c = &mut self.ctx;
         while c.tx.len() > MAX_QUEUE {
             c.tx.pop_front();

@@ -99,6 +99,13 @@ pub(super) struct IkeSa {
     pub(super) spi_i: [u8; 8],
     pub(super) spi_r: [u8; 8],
     pub(super) initial_contact_pending: bool,
+    /// When this SA object was created (IKE_SA_INIT sent or received, or rekey done).
+    pub(super) created: Instant,
+    /// When it became established.
+    pub(super) established_at: Option<Instant>,
+    /// Set when IKE_AUTH just completed: the endpoint then checks for a duplicate SA from a
+    /// simultaneous initiation.
+    pub(super) fresh_auth: bool,
     state: State,
     local: SocketAddr,
     remote: SocketAddr,
@@ -279,6 +286,20 @@ impl IkeSa {
         self.remote.ip()
     }
 
+    /// Whether the SA is established and not replaced by a rekey.
+    pub(super) fn is_live(&self) -> bool {
+        self.state == State::Established && !self.replaced
+    }
+
+    /// The lower of the two nonces of the exchange that created this SA.
+    pub(super) fn min_nonce(&self) -> &[u8] {
+        if self.ni <= self.nr {
+            &self.ni
+        } else {
+            &self.nr
+        }
+    }
+
     pub(super) fn is_dead(&self) -> bool {
         self.state == State::Dead
     }
@@ -318,6 +339,9 @@ impl IkeSa {
             spi_i: [0; 8],
             spi_r: [0; 8],
             initial_contact_pending: false,
+            created: now,
+            established_at: None,
+            fresh_auth: false,
             state: State::InitSent,
             local,
             remote,
@@ -973,6 +997,7 @@ impl IkeSa {
         }
         self.respond(ctx, ExchangeType::IKE_AUTH, mid, &out);
         self.establish(ctx, now);
+        self.fresh_auth = true;
         if let Some((c, in_spi)) = child {
             let (ni, nr) = (self.ni.clone(), self.nr.clone());
             self.install_child(ctx, now, &c, in_spi, None, &ni, &nr, false, None);
@@ -1053,6 +1078,7 @@ impl IkeSa {
             config::describe(&w)
         };
         self.establish(ctx, now);
+        self.fresh_auth = true;
         match chosen {
             Some(c) => {
                 let (ni, nr) = (self.ni.clone(), self.nr.clone());
@@ -1076,6 +1102,7 @@ impl IkeSa {
 
     fn establish(&mut self, ctx: &mut Ctx, now: Instant) {
         self.state = State::Established;
+        self.established_at = Some(now);
         self.last_heard = now;
         self.dh = None;
         let (ike_rekey, pct) = self.cfg(ctx).map_or((Duration::from_secs(3600), 0), |c| {
@@ -1996,9 +2023,9 @@ impl IkeSa {
     }
 
     /// Local close: delete the IKE SA (the peer drops its Child SAs with it).
-    pub(super) fn close(&mut self, ctx: &mut Ctx, now: Instant) {
+    pub(super) fn close(&mut self, ctx: &mut Ctx, now: Instant, reason: DownReason) {
         if self.state != State::Established {
-            self.kill(ctx, now, DownReason::DeletedLocally, false);
+            self.kill(ctx, now, reason, false);
             return;
         }
         for c in std::mem::take(&mut self.children) {
@@ -2006,7 +2033,7 @@ impl IkeSa {
                 tunnel: self.tunnel,
                 inbound_spi: u32::from_be_bytes(c.in_spi),
                 outbound_spi: u32::from_be_bytes(c.out_spi),
-                reason: DownReason::DeletedLocally,
+                reason,
             });
         }
         self.queue.clear();
@@ -2022,7 +2049,7 @@ impl IkeSa {
         if let Some(data) = self.seal(ctx, &h, &[d]) {
             self.send(ctx, data);
         }
-        self.kill(ctx, now, DownReason::DeletedLocally, false);
+        self.kill(ctx, now, reason, false);
     }
 
     /// The SA failed: tear down and, for initiator tunnels with restart, schedule a restart.
