@@ -263,6 +263,8 @@ pub struct Lab {
     /// The speaker under test.
     pub us: Speaker,
     peers: Vec<(PeerId, Session, Option<ConnId>)>,
+    /// Events the speaker emitted, oldest first (bounded: cleared past 10,000).
+    pub events: Vec<crate::speaker::SpeakerEvent>,
 }
 
 /// The route the second neighbor announces.
@@ -290,7 +292,12 @@ impl Lab {
             s.start(now);
             peers.push((id, s, None));
         }
-        let mut lab = Self { now, us, peers };
+        let mut lab = Self {
+            now,
+            us,
+            peers,
+            events: Vec::new(),
+        };
         lab.pump();
         let u = Update {
             attrs: PathAttributes {
@@ -343,7 +350,12 @@ impl Lab {
                             *c = None;
                         }
                     }
-                    Output::Event(_) => {}
+                    Output::Event(e) => {
+                        if self.events.len() >= 10_000 {
+                            self.events.clear();
+                        }
+                        self.events.push(e);
+                    }
                 }
             }
             for i in 0..self.peers.len() {
@@ -369,6 +381,15 @@ impl Lab {
     pub fn inject(&mut self, data: &[u8]) {
         if let Some(conn) = self.peers.first().and_then(|p| p.2) {
             self.us.received(self.now, conn, data);
+        }
+        self.pump();
+    }
+
+    /// Has the first neighbor send a well-formed UPDATE.
+    pub fn announce_from_first(&mut self, u: &Update) {
+        let now = self.now;
+        if let Some((_, s, _)) = self.peers.first_mut() {
+            let _ = s.send_update(now, u);
         }
         self.pump();
     }

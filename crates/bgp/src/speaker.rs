@@ -24,8 +24,8 @@ use std::time::Duration;
 use crate::rib::{self, Candidate, Path, PeerId, PrefixList};
 use crate::session::{DownReason, Negotiated, Session, SessionConfig, SessionEvent, State};
 use crate::wire::{
-    AsPath, AttrError, MpReach, MpUnreach, Notification, Origin, PathAttributes, Update,
-    attr_flags, cease_sub, code,
+    AsPath, AttrError, MpReach, MpUnreach, Notification, Origin, PathAttributes, Rfc7606Action,
+    Update, attr_flags, cease_sub, code, update_sub,
 };
 use crate::{Family, Instant, Prefix};
 
@@ -794,7 +794,40 @@ impl Speaker {
             .as_path
             .as_ref()
             .is_some_and(|p| ebgp && p.contains(local_asn));
-        if u.treat_as_withdraw() || looped {
+        // RFC 4271 §6.3 with RFC 7606 §7.2/§7.3: from an eBGP peer the leftmost AS must be the
+        // peer's, and a NEXT_HOP must be a usable unicast address that is not ours; otherwise
+        // treat-as-withdraw.
+        let mut semantic: Option<AttrError> = None;
+        if ebgp
+            && !announced.is_empty()
+            && u.attrs.as_path.as_ref().and_then(AsPath::first_as) != Some(n.cfg.session.peer_asn)
+        {
+            semantic = Some(AttrError {
+                subcode: update_sub::MALFORMED_AS_PATH,
+                data: Vec::new(),
+                action: Rfc7606Action::TreatAsWithdraw,
+            });
+        }
+        if let Some(nh) = u.attrs.next_hop.filter(|_| !u.nlri.is_empty()) {
+            if nh.is_unspecified()
+                || nh.is_multicast()
+                || nh.is_broadcast()
+                || Some(nh) == n.cfg.next_hop_v4
+            {
+                semantic = Some(AttrError {
+                    subcode: update_sub::INVALID_NEXT_HOP,
+                    data: nh.octets().to_vec(),
+                    action: Rfc7606Action::TreatAsWithdraw,
+                });
+            }
+        }
+        if let Some(e) = &semantic {
+            self.out.push_back(Output::Event(SpeakerEvent::UpdateError {
+                peer,
+                error: e.clone(),
+            }));
+        }
+        if u.treat_as_withdraw() || looped || semantic.is_some() {
             withdrawn.extend(announced.drain(..).map(|(p, _)| p));
             withdrawn.extend(u.nlri.iter().copied());
         }

@@ -57,3 +57,79 @@ fn twenty_thousand_inputs_no_panic_and_only_the_sender_is_torn_down() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+mod semantic {
+    use std::net::Ipv4Addr;
+
+    use bh_bgp::Prefix;
+    use bh_bgp::fuzzing::Lab;
+    use bh_bgp::speaker::SpeakerEvent;
+    use bh_bgp::wire::{AsPath, Origin, PathAttributes, Update, update_sub};
+
+    fn update(first_as: u32, nh: Ipv4Addr, prefix: &str) -> Update {
+        Update {
+            attrs: PathAttributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::sequence(vec![first_as, 65000])),
+                next_hop: Some(nh),
+                ..Default::default()
+            },
+            nlri: vec![prefix.parse().unwrap()],
+            ..Default::default()
+        }
+    }
+
+    fn has(lab: &Lab, p: &str) -> bool {
+        let p: Prefix = p.parse().unwrap();
+        lab.us.best_routes().any(|(x, _)| *x == p)
+    }
+
+    fn error_subcodes(lab: &Lab) -> Vec<u8> {
+        lab.events
+            .iter()
+            .filter_map(|e| match e {
+                SpeakerEvent::UpdateError { error, .. } => Some(error.subcode),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wrong_first_as_and_bad_next_hops_are_treated_as_withdraw() {
+        let mut lab = Lab::new(5);
+        let good_nh = Ipv4Addr::new(169, 254, 1, 1);
+        lab.announce_from_first(&update(64512, good_nh, "10.50.0.0/16"));
+        assert!(has(&lab, "10.50.0.0/16"));
+        // The same prefix again with a leftmost AS that is not the peer's: withdrawn.
+        lab.announce_from_first(&update(64999, good_nh, "10.50.0.0/16"));
+        assert!(!has(&lab, "10.50.0.0/16"));
+        assert_eq!(error_subcodes(&lab), vec![update_sub::MALFORMED_AS_PATH]);
+        // NEXT_HOP 0.0.0.0, and our own address: not installed.
+        lab.announce_from_first(&update(64512, Ipv4Addr::UNSPECIFIED, "10.51.0.0/16"));
+        lab.announce_from_first(&update(
+            64512,
+            Ipv4Addr::new(169, 254, 1, 2),
+            "10.52.0.0/16",
+        ));
+        assert!(!has(&lab, "10.51.0.0/16") && !has(&lab, "10.52.0.0/16"));
+        assert_eq!(
+            error_subcodes(&lab)[1..],
+            [update_sub::INVALID_NEXT_HOP, update_sub::INVALID_NEXT_HOP]
+        );
+        // The session survived all of it.
+        assert_eq!(
+            lab.target_state(),
+            Some(bh_bgp::session::State::Established)
+        );
+        // A route looping through our own AS is ignored too.
+        lab.announce_from_first(&Update {
+            attrs: PathAttributes {
+                as_path: Some(AsPath::sequence(vec![64512, 65010])),
+                ..update(64512, good_nh, "10.53.0.0/16").attrs
+            },
+            nlri: vec!["10.53.0.0/16".parse().unwrap()],
+            ..Default::default()
+        });
+        assert!(!has(&lab, "10.53.0.0/16"));
+    }
+}
