@@ -768,3 +768,62 @@ fn a_larger_table_arrives_whole_and_leaves_whole() {
     net.settle();
     assert!(net.best(b).is_empty());
 }
+
+#[test]
+fn ibgp_pair_exchanges_networks_with_local_pref_and_prefers_ebgp() {
+    // Two appliances of an HA pair (AS 65010) over iBGP; the second also hears the same
+    // prefix from a cloud over eBGP.
+    let mut net = Net::new();
+    let h1_ip = v4(10, 0, 0, 1);
+    let h2_ip = v4(10, 0, 0, 2);
+    let cloud_ip = v4(169, 254, 30, 1);
+    let mut c1 = SpeakerConfig::new(65010, Ipv4Addr::new(10, 0, 0, 1), 1);
+    c1.networks = vec![p("172.20.0.0/16")];
+    let h1 = net.add(h1_ip, c1);
+    let h2 = net.add(
+        h2_ip,
+        SpeakerConfig::new(65010, Ipv4Addr::new(10, 0, 0, 2), 2),
+    );
+    let mut cc = SpeakerConfig::new(64512, Ipv4Addr::new(10, 9, 9, 9), 3);
+    cc.networks = vec![p("172.20.0.0/16")];
+    let cloud = net.add(cloud_ip, cc);
+    let now = net.now;
+    net.nodes[h1]
+        .speaker
+        .add_neighbor(now, neighbor(h2_ip, 65010, h1_ip, 30));
+    let mut n = neighbor(h1_ip, 65010, h2_ip, 30);
+    n.session.passive = true;
+    let via_h1 = net.nodes[h2].speaker.add_neighbor(now, n);
+    net.settle();
+    let (_, path) = net.nodes[h2]
+        .speaker
+        .received_routes(via_h1)
+        .next()
+        .expect("iBGP route");
+    assert_eq!(
+        path.attrs.as_path,
+        Some(bh_bgp::wire::AsPath::default()),
+        "no prepend on iBGP"
+    );
+    assert_eq!(path.attrs.local_pref, Some(100));
+    assert_eq!(net.best(h2)[&p("172.20.0.0/16")][0].addr, h1_ip);
+    // The cloud announces the same prefix to h2 over eBGP. eBGP-over-iBGP comes only after AS
+    // path length (§9.1.2.2), so the iBGP path (length 0) still beats the cloud's (length 1).
+    let mut nc = neighbor(cloud_ip, 64512, h2_ip, 30);
+    nc.session.passive = true;
+    net.nodes[h2].speaker.add_neighbor(now, nc);
+    net.nodes[cloud]
+        .speaker
+        .add_neighbor(now, neighbor(h2_ip, 65010, cloud_ip, 30));
+    net.settle();
+    assert_eq!(net.best(h2)[&p("172.20.0.0/16")].len(), 1);
+    assert_eq!(
+        net.best(h2)[&p("172.20.0.0/16")][0].addr,
+        h1_ip,
+        "shorter AS path first"
+    );
+    // When h1 stops originating it, the cloud's eBGP path takes over.
+    net.nodes[h1].speaker.set_networks(now, vec![]);
+    net.settle();
+    assert_eq!(net.best(h2)[&p("172.20.0.0/16")][0].addr, cloud_ip);
+}
