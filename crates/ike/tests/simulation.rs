@@ -488,3 +488,49 @@ fn simultaneous_initiation_ends_with_one_ike_sa_and_one_child_pair() {
         )));
     }
 }
+
+#[test]
+fn child_rekey_collision_leaves_one_pair() {
+    for seed in 0..6u8 {
+        let (mut a, mut b) = pair(false, suites()[1].1.clone(), suites()[1].2.clone());
+        for c in [&mut a, &mut b] {
+            c.lifetimes.child_rekey = Duration::from_secs(60);
+            c.lifetimes.jitter_percent = 0;
+            c.dpd.interval = Duration::from_secs(1000);
+        }
+        let mut s = Sim::new(seed, false, a, b);
+        s.start();
+        s.run_for(Duration::from_secs(65));
+        let sa = s.a.snapshot();
+        let sb = s.b.snapshot();
+        assert_eq!((sa.len(), sb.len()), (1, 1));
+        assert_eq!(
+            sa[0].children.len(),
+            1,
+            "seed {seed}: {:?} / {:?}",
+            s.events_a,
+            s.events_b
+        );
+        assert_eq!(sb[0].children.len(), 1, "seed {seed}");
+        let (ai, ao) = sa[0].children[0];
+        assert_eq!(sb[0].children[0], (ao, ai), "seed {seed}");
+        // Both rekeyed at once: the original pair is gone on both sides.
+        let first = child_ups(&s.events_a)[0].inbound;
+        assert_ne!(ai, first);
+        let up_a = child_ups(&s.events_a)
+            .into_iter()
+            .find(|c| c.inbound == ai)
+            .unwrap();
+        let up_b = child_ups(&s.events_b)
+            .into_iter()
+            .find(|c| c.inbound == ao)
+            .unwrap();
+        assert_children_match(&up_a, &up_b);
+        // Every pair announced up and no longer present was announced down.
+        for (ev, snap) in [(&s.events_a, &sa[0]), (&s.events_b, &sb[0])] {
+            let ups = child_ups(ev).len();
+            let downs = child_downs(ev).len();
+            assert_eq!(ups - downs, snap.children.len(), "seed {seed}");
+        }
+    }
+}

@@ -55,10 +55,19 @@ struct Child {
     rekeying: bool,
 }
 
+/// A peer's rekey of a Child SA that we were rekeying ourselves (RFC 7296 §2.8.1).
+struct Collision {
+    old_in: [u8; 4],
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+}
+
 enum Req {
     Dpd,
     DeleteIke,
     DeleteChild([u8; 4]),
+    /// Delete a Child SA we negotiated but never announced (the loser of a collision).
+    DeleteRedundant([u8; 4]),
     RekeyChild([u8; 4]),
     RekeyIke,
 }
@@ -106,6 +115,7 @@ pub(super) struct IkeSa {
     /// Set when IKE_AUTH just completed: the endpoint then checks for a duplicate SA from a
     /// simultaneous initiation.
     pub(super) fresh_auth: bool,
+    collisions: Vec<Collision>,
     state: State,
     local: SocketAddr,
     remote: SocketAddr,
@@ -342,6 +352,7 @@ impl IkeSa {
             created: now,
             established_at: None,
             fresh_auth: false,
+            collisions: Vec::new(),
             state: State::InitSent,
             local,
             remote,
@@ -1523,6 +1534,15 @@ impl IkeSa {
         if let Some(old) = self.children.iter_mut().find(|c| c.in_spi == old_in) {
             // The initiator of the rekey deletes the old pair; do not rekey it ourselves.
             old.rekey_at = None;
+            if old.rekeying && self.collisions.len() < 8 {
+                // Our own rekey of it is under way: a collision, settled when our
+                // response arrives.
+                self.collisions.push(Collision {
+                    old_in,
+                    ni: ni.to_vec(),
+                    nr: nr.clone(),
+                });
+            }
         }
         self.install_child(
             ctx,
@@ -1661,6 +1681,21 @@ impl IkeSa {
             }
         };
         let nr = nr.clone();
+        if let Some(pos) = self.collisions.iter().position(|x| x.old_in == old_in) {
+            // RFC 7296 §2.8.1: the new SA created with the lowest of the four nonces is
+            // redundant and is deleted by the side that created it; the winner's initiator
+            // deletes the old SA.
+            let col = self.collisions.swap_remove(pos);
+            let ours = std::cmp::min(ni, nr.as_slice());
+            let theirs = std::cmp::min(col.ni.as_slice(), col.nr.as_slice());
+            if ours < theirs {
+                if let Some(old) = self.children.iter_mut().find(|c| c.in_spi == old_in) {
+                    old.rekeying = false;
+                }
+                self.queue.push_back(Req::DeleteRedundant(new_in));
+                return;
+            }
+        }
         self.install_child(
             ctx,
             now,
@@ -1919,6 +1954,21 @@ impl IkeSa {
                     outbound_spi: u32::from_be_bytes(c.out_spi),
                     reason: DownReason::Rekeyed,
                 });
+                let d = Payload::Delete(Delete {
+                    protocol: ProtocolId::ESP,
+                    spi_size: 4,
+                    spis: vec![in_spi.to_vec()],
+                });
+                self.request(
+                    ctx,
+                    now,
+                    ExchangeType::INFORMATIONAL,
+                    &[d],
+                    Kind::DeleteChild,
+                    None,
+                );
+            }
+            Req::DeleteRedundant(in_spi) => {
                 let d = Payload::Delete(Delete {
                     protocol: ProtocolId::ESP,
                     spi_size: 4,
