@@ -77,6 +77,56 @@ fn put32(b: &mut [u8], at: usize, v: u32) -> Option<()> {
     Some(())
 }
 
+/// The 16-bit ones' complement sum of `data` (RFC 1071), folded, not complemented, as if read
+/// in network byte order; an odd last octet is padded with zero.
+///
+/// RFC 1071 §2(B): the sum is independent of byte order up to a swap of the result, so this
+/// adds native-endian 64-bit words with end-around carry and swaps once at the end.
+// why: profiled in the lab at about half the AES-GCM time with `bh_packet`'s 32-bit loop;
+// four 64-bit carry chains over 32-octet blocks make it a small fraction of it.
+pub fn ones_sum(data: &[u8]) -> u16 {
+    #[inline(always)]
+    fn add(acc: u64, w: u64) -> u64 {
+        let (s, carry) = acc.overflowing_add(w);
+        s + u64::from(carry)
+    }
+    let mut acc = [0u64; 4];
+    let mut blocks = data.chunks_exact(32);
+    for b in &mut blocks {
+        for (a, w) in acc.iter_mut().zip(b.chunks_exact(8)) {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(w);
+            *a = add(*a, u64::from_ne_bytes(x));
+        }
+    }
+    let mut sum = add(add(acc[0], acc[1]), add(acc[2], acc[3]));
+    let mut words = blocks.remainder().chunks_exact(8);
+    for w in &mut words {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(w);
+        sum = add(sum, u64::from_ne_bytes(x));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut x = [0u8; 8];
+        if let Some(d) = x.get_mut(..rest.len()) {
+            d.copy_from_slice(rest);
+        }
+        sum = add(sum, u64::from_ne_bytes(x));
+    }
+    // Fold 64 -> 16 bits with end-around carries.
+    let mut s = (sum & 0xffff_ffff) + (sum >> 32);
+    s = (s & 0xffff_ffff) + (s >> 32);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    let folded = (s & 0xffff) as u16;
+    if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    }
+}
+
 /// Adds the pseudo-header (RFC 9293 §3.1, RFC 8200 §8.1) of the IP packet `pkt` for an L4
 /// segment of `l4_len` octets of protocol `proto`.
 fn add_pseudo(c: &mut Checksum, pkt: &[u8], v6: bool, proto: u8, l4_len: usize) -> Option<()> {
@@ -103,7 +153,7 @@ fn set_l4_checksum(pkt: &mut [u8], v6: bool, l4: usize, kind: L4) -> Option<()> 
     let l4_len = pkt.len().checked_sub(l4)?;
     let mut c = Checksum::new();
     add_pseudo(&mut c, pkt, v6, proto, l4_len)?;
-    c.add_bytes(pkt.get(l4..)?);
+    c.add_u16(ones_sum(pkt.get(l4..)?));
     let mut sum = c.finish();
     if kind == L4::Udp && sum == 0 {
         // RFC 768: a computed zero is sent as all ones.
@@ -319,9 +369,7 @@ impl<'a> Splitter<'a> {
         if let Some((start, offset)) = self.finish {
             // The field holds the pseudo-header sum: summing from csum_start over it and the
             // rest of the packet gives the checksum (virtio spec, "Packet Transmission").
-            let mut c = Checksum::new();
-            c.add_bytes(dst.get(start..).ok_or(OffloadError::Truncated)?);
-            let mut sum = c.finish();
+            let mut sum = !ones_sum(dst.get(start..).ok_or(OffloadError::Truncated)?);
             if offset == 6 && sum == 0 {
                 sum = 0xffff;
             }
@@ -380,7 +428,7 @@ fn tcp_checksum_ok(pkt: &[u8], v6: bool, l4: usize) -> bool {
     if add_pseudo(&mut c, pkt, v6, PROTO_TCP, seg.len()).is_none() {
         return false;
     }
-    c.add_bytes(seg).folded() == 0xffff
+    c.add_u16(ones_sum(seg)).folded() == 0xffff
 }
 
 /// What identifies a TCP packet for coalescing: the headers that must match.

@@ -650,3 +650,19 @@ fn assert_valid_super_len(out: &[u8], bytes: usize) {
         bytes
     );
 }
+
+#[test]
+fn ones_sum_matches_the_naive_sum_at_every_length_and_alignment() {
+    let data: Vec<u8> = (0..600u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for start in 0..9 {
+        for len in 0..data.len() - start {
+            let d = &data[start..start + len];
+            assert_eq!(!ones_sum(d), naive_csum(&[d]), "start {start} len {len}");
+        }
+    }
+    // Carries out of every word: all ones stays all ones (never folds to zero).
+    assert_eq!(ones_sum(&[0xff; 64]), 0xffff);
+    assert_eq!(ones_sum(&[]), 0);
+}
