@@ -534,3 +534,116 @@ fn child_rekey_collision_leaves_one_pair() {
         }
     }
 }
+
+#[test]
+fn ike_rekey_collision_leaves_one_ike_sa_with_the_children() {
+    for seed in 0..8u8 {
+        let (mut a, mut b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+        for c in [&mut a, &mut b] {
+            c.lifetimes.ike_rekey = Duration::from_secs(100);
+            c.lifetimes.jitter_percent = 0;
+            c.dpd.interval = Duration::from_secs(30);
+        }
+        let mut s = Sim::new(seed, false, a, b);
+        s.start();
+        s.run_for(Duration::from_secs(105));
+        let sa = s.a.snapshot();
+        let sb = s.b.snapshot();
+        assert_eq!((sa.len(), sb.len()), (1, 1), "seed {seed}: {sa:?} {sb:?}");
+        assert_eq!(sa[0].children.len(), 1, "seed {seed}: {sa:?} {sb:?}");
+        assert_eq!(sb[0].children.len(), 1, "seed {seed}: {sa:?} {sb:?}");
+        // The same IKE SA on both sides.
+        let up_a: Vec<[u8; 8]> = s
+            .events_a
+            .iter()
+            .filter_map(|e| match e {
+                Event::IkeSaUp {
+                    local_spi,
+                    remote_spi,
+                    ..
+                } if *local_spi == sa[0].local_spi => Some(*remote_spi),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(up_a, vec![sb[0].local_spi], "seed {seed}");
+        // The collision happened: the winning side announced its own new SA and the peer's
+        // (later deleted), the other side only the winner: 2 + 3 IkeSaUp in all.
+        assert_eq!(
+            ike_ups(&s.events_a) + ike_ups(&s.events_b),
+            5,
+            "seed {seed}"
+        );
+        // No Child SA went down, and the original pair is the one kept.
+        assert!(
+            child_downs(&s.events_a).is_empty() && child_downs(&s.events_b).is_empty(),
+            "seed {seed}"
+        );
+        // It keeps working: DPD for a while, no timeouts.
+        s.run_for(Duration::from_secs(90));
+        assert!(
+            !ike_downs(&s.events_a).contains(&DownReason::Timeout),
+            "seed {seed}"
+        );
+        assert_eq!(s.a.snapshot().len(), 1);
+    }
+}
+
+#[test]
+fn ike_rekey_collision_when_the_peers_request_arrives_late() {
+    for seed in 0..8u8 {
+        let (mut a, mut b) = pair(false, suites()[2].1.clone(), suites()[2].2.clone());
+        for c in [&mut a, &mut b] {
+            c.lifetimes.ike_rekey = Duration::from_secs(100);
+            c.lifetimes.jitter_percent = 0;
+            c.dpd.interval = Duration::from_secs(30);
+        }
+        let mut s = Sim::new(seed, false, a, b);
+        // B's first CREATE_CHILD_SA request is lost: its retransmission reaches A after A's
+        // own rekey finished.
+        let mut dropped = false;
+        s.filter = Box::new(move |p, _| {
+            let req = p.data.get(18) == Some(&36) && p.data.get(19).is_some_and(|f| f & 0x20 == 0);
+            if !p.from_a && req && !dropped {
+                dropped = true;
+                return false;
+            }
+            true
+        });
+        s.start();
+        s.run_for(Duration::from_secs(110));
+        let sa = s.a.snapshot();
+        let sb = s.b.snapshot();
+        assert_eq!((sa.len(), sb.len()), (1, 1), "seed {seed}: {sa:?} {sb:?}");
+        assert_eq!(
+            (sa[0].children.len(), sb[0].children.len()),
+            (1, 1),
+            "seed {seed}: {sa:?} {sb:?}"
+        );
+        let remote_of_a: Vec<[u8; 8]> = s
+            .events_a
+            .iter()
+            .filter_map(|e| match e {
+                Event::IkeSaUp {
+                    local_spi,
+                    remote_spi,
+                    ..
+                } if *local_spi == sa[0].local_spi => Some(*remote_spi),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(remote_of_a, vec![sb[0].local_spi], "seed {seed}");
+        assert!(
+            child_downs(&s.events_a).is_empty() && child_downs(&s.events_b).is_empty(),
+            "seed {seed}"
+        );
+        s.run_for(Duration::from_secs(90));
+        assert!(
+            !ike_downs(&s.events_a).contains(&DownReason::Timeout),
+            "seed {seed}"
+        );
+        assert!(
+            !ike_downs(&s.events_b).contains(&DownReason::Timeout),
+            "seed {seed}"
+        );
+    }
+}

@@ -16,9 +16,13 @@
 //! exponential back-off and a give-up limit (§2.1); duplicate requests get the cached response
 //! (§2.2); responses that do not match the outstanding request are dropped.
 //!
+//! Collisions: Child SA rekey collisions (§2.8.1) and IKE SA rekey collisions (§2.8.2) are
+//! settled by the lowest-nonce rule; a simultaneous initiation of one tunnel from both ends
+//! is settled the same way, so both ends keep one IKE SA and one Child SA pair.
+//!
 //! Not done (yet): cookies as responder, IKE fragmentation on send and reassembly (RFC 7383),
-//! rekey collisions (§2.8.1, §2.8.2) and simultaneous initiation beyond "the later SA wins",
-//! CREATE_CHILD_SA for additional Child SAs, EAP and certificate authentication, MOBIKE.
+//! CREATE_CHILD_SA for additional Child SAs (answered NO_ADDITIONAL_SAS), EAP and certificate
+//! authentication, MOBIKE, configuration payloads.
 //! A request for an unsupported exchange gets an error notify, never a false success.
 
 mod sa;
@@ -345,6 +349,7 @@ impl Endpoint {
             if self.sas.iter().any(|s| s.fresh_auth) {
                 self.dedupe(now);
             }
+            self.apply_child_moves(now);
         }
         self.gc(now);
     }
@@ -459,6 +464,29 @@ impl Endpoint {
                 if self.sas[loser].initiator {
                     self.sas[loser].close(&mut self.ctx, now, DownReason::Duplicate);
                 }
+            }
+        }
+    }
+
+    /// Moves Child SAs between IKE SAs as an IKE rekey collision was settled.
+    fn apply_child_moves(&mut self, now: Instant) {
+        let moves: Vec<sa::ChildMove> = self
+            .sas
+            .iter_mut()
+            .filter_map(|s| s.child_move.take())
+            .collect();
+        for m in moves {
+            let Some(fi) = self.sas.iter().position(|s| s.local_spi() == m.from) else {
+                continue;
+            };
+            let children = self.sas[fi].take_children();
+            if let Some(to) = self.sas.iter_mut().find(|s| s.local_spi() == m.to) {
+                to.adopt_children(children);
+            }
+            if m.close_from {
+                self.sas[fi].close(&mut self.ctx, now, DownReason::Duplicate);
+            } else if m.kill_from {
+                self.sas[fi].kill(&mut self.ctx, now, DownReason::Rekeyed, false);
             }
         }
     }

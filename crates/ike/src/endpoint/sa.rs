@@ -48,11 +48,20 @@ enum State {
     Dead,
 }
 
-struct Child {
+pub(super) struct Child {
     in_spi: [u8; 4],
     out_spi: [u8; 4],
     rekey_at: Option<Instant>,
     rekeying: bool,
+}
+
+/// Children to move from one IKE SA to another (by our SPIs), optionally closing the source.
+pub(super) struct ChildMove {
+    pub(super) from: [u8; 8],
+    pub(super) to: [u8; 8],
+    pub(super) close_from: bool,
+    /// Mark the source dead once emptied (the peer already deleted it).
+    pub(super) kill_from: bool,
 }
 
 /// A peer's rekey of a Child SA that we were rekeying ourselves (RFC 7296 §2.8.1).
@@ -116,6 +125,14 @@ pub(super) struct IkeSa {
     /// simultaneous initiation.
     pub(super) fresh_auth: bool,
     collisions: Vec<Collision>,
+    /// A peer's IKE rekey received while ours was in flight: (Ni, Nr, our SPI of that SA).
+    ike_collision: Option<(Vec<u8>, Vec<u8>, [u8; 8])>,
+    /// The IKE SA our own rekey created: (our SPI there, Ni, Nr).
+    rekeyed_into: Option<([u8; 8], Vec<u8>, Vec<u8>)>,
+    /// Children to move between IKE SAs, applied by the endpoint (IKE rekey collisions).
+    pub(super) child_move: Option<ChildMove>,
+    /// Whether IkeSaUp was announced (a redundant SA from a collision never is).
+    announced: bool,
     state: State,
     local: SocketAddr,
     remote: SocketAddr,
@@ -296,6 +313,18 @@ impl IkeSa {
         self.remote.ip()
     }
 
+    /// Takes the Child SAs away (they move to another IKE SA); this SA is then replaced.
+    pub(super) fn take_children(&mut self) -> Vec<Child> {
+        self.replaced = true;
+        self.ike_rekey_at = None;
+        std::mem::take(&mut self.children)
+    }
+
+    /// Adopts Child SAs moved from another IKE SA.
+    pub(super) fn adopt_children(&mut self, children: Vec<Child>) {
+        self.children.extend(children);
+    }
+
     /// Whether the SA is established and not replaced by a rekey.
     pub(super) fn is_live(&self) -> bool {
         self.state == State::Established && !self.replaced
@@ -353,6 +382,10 @@ impl IkeSa {
             established_at: None,
             fresh_auth: false,
             collisions: Vec::new(),
+            ike_collision: None,
+            rekeyed_into: None,
+            child_move: None,
+            announced: false,
             state: State::InitSent,
             local,
             remote,
@@ -1122,6 +1155,7 @@ impl IkeSa {
         let d = jitter(ctx, ike_rekey, pct);
         self.ike_rekey_at = Some(now + d);
         self.dpd_interval = self.cfg(ctx).map(|c| c.dpd.interval);
+        self.announced = true;
         if let Some(k) = &self.keys {
             ctx.ev.push_back(Event::IkeSaUp {
                 tunnel: self.tunnel,
@@ -1397,6 +1431,19 @@ impl IkeSa {
         }
         if delete_ike {
             self.respond(ctx, ExchangeType::INFORMATIONAL, mid, &[]);
+            if let Some((_, _, np_spi)) = self.ike_collision.take() {
+                // The peer finished its rekey (it never saw ours) and deleted this SA: its
+                // successor is the SA we created answering the peer, and the children go
+                // there. Our own rekey request dies with this SA.
+                self.child_move = Some(ChildMove {
+                    from: self.local_spi(),
+                    to: np_spi,
+                    close_from: false,
+                    kill_from: true,
+                });
+                self.replaced = true;
+                return;
+            }
             let reason = if self.rekeyed_away() {
                 DownReason::Rekeyed
             } else {
@@ -1804,9 +1851,33 @@ impl IkeSa {
         new.nr = nr;
         new.nat = self.nat;
         new.keys = Some(keys);
+        if let Some((ni_p, nr_l, np_spi)) = self.ike_collision.take() {
+            // RFC 7296 §2.8.2: the new IKE SA with the lowest of the four nonces is
+            // redundant; its initiator deletes it, and the winner's initiator deletes the old.
+            let ours = std::cmp::min(ni, new.nr.as_slice());
+            let theirs = std::cmp::min(ni_p.as_slice(), nr_l.as_slice());
+            if ours < theirs {
+                new.state = State::Established;
+                new.established_at = Some(now);
+                new.replaced = true;
+                new.queue.push_back(Req::DeleteIke);
+                new.pump(ctx, now);
+                self.child_move = Some(ChildMove {
+                    from: self.local_spi(),
+                    to: np_spi,
+                    close_from: false,
+                    kill_from: false,
+                });
+                self.replaced = true;
+                self.ike_rekey_at = None;
+                self.queue.clear();
+                return Some(new);
+            }
+        }
         new.children = std::mem::take(&mut self.children);
         new.establish(ctx, now);
         // The old SA goes: delete it (RFC 7296 §2.18), without Child SA events.
+        self.rekeyed_into = Some((new_spi, new.ni.clone(), new.nr.clone()));
         self.replaced = true;
         self.queue.clear();
         self.queue.push_back(Req::DeleteIke);
@@ -1897,6 +1968,33 @@ impl IkeSa {
         new.nr = nr;
         new.nat = self.nat;
         new.keys = Some(keys);
+        if matches!(
+            self.pending,
+            Some(Pending {
+                kind: Kind::RekeyIke { .. },
+                ..
+            })
+        ) {
+            // Our own rekey is in flight: a collision, settled when its response arrives.
+            self.ike_collision = Some((ni.to_vec(), new.nr.clone(), new_spi));
+            new.establish(ctx, now);
+            return Some(new);
+        }
+        if let Some((no_spi, ni_o, nr_o)) = self.rekeyed_into.clone() {
+            // Our rekey finished first, but the peer's crossed it (RFC 7296 §2.8.2).
+            new.establish(ctx, now);
+            let ours = std::cmp::min(ni_o, nr_o);
+            let theirs = std::cmp::min(ni.to_vec(), new.nr.clone());
+            if ours < theirs {
+                self.child_move = Some(ChildMove {
+                    from: no_spi,
+                    to: new_spi,
+                    close_from: true,
+                    kill_from: false,
+                });
+            }
+            return Some(new);
+        }
         new.children = std::mem::take(&mut self.children);
         new.establish(ctx, now);
         // The old SA now only waits for the peer's DELETE; it rekeys nothing itself.
@@ -2126,11 +2224,13 @@ impl IkeSa {
                 reason,
             });
         }
-        ctx.ev.push_back(Event::IkeSaDown {
-            tunnel: self.tunnel,
-            local_spi: self.local_spi(),
-            reason,
-        });
+        if self.announced || self.state != State::Established {
+            ctx.ev.push_back(Event::IkeSaDown {
+                tunnel: self.tunnel,
+                local_spi: self.local_spi(),
+                reason,
+            });
+        }
         self.state = State::Dead;
         self.pending = None;
         let restart = may_restart
