@@ -647,3 +647,70 @@ fn ike_rekey_collision_when_the_peers_request_arrives_late() {
         );
     }
 }
+
+#[test]
+fn cookies_when_half_open_sas_pile_up() {
+    let (a, b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    let mut s = Sim::new(101, false, a, b.clone());
+    // Rebuild B with cookies always required.
+    let settings = bh_ike::EndpointSettings {
+        cookie_threshold: 0,
+        ..bh_ike::EndpointSettings::default()
+    };
+    s.b = bh_ike::Endpoint::new(
+        settings,
+        Box::new(bh_crypto::DeterministicRandom::from_seed([5; 32])),
+    );
+    s.tb = s.b.add_tunnel(b);
+    s.start();
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(ike_ups(&s.events_a), 1, "{:?}", s.events_a);
+    assert_eq!(child_ups(&s.events_b).len(), 1);
+    // INIT, COOKIE, INIT with cookie, response, AUTH, response.
+    assert_eq!(s.wire.len(), 6);
+    // The second request is the first one with a COOKIE notify in front and nothing else
+    // changed (RFC 7296 §2.6).
+    let first = bh_ike::wire::Message::decode(&s.wire[0].data).unwrap();
+    let second = bh_ike::wire::Message::decode(&s.wire[2].data).unwrap();
+    assert!(
+        matches!(&second.payloads[0], bh_ike::wire::Payload::Notify(n) if n.ty == bh_ike::wire::NotifyType::COOKIE)
+    );
+    assert_eq!(&second.payloads[1..], &first.payloads[..]);
+}
+
+#[test]
+fn spoofed_init_flood_creates_no_state_beyond_the_cookie_threshold() {
+    let (a, b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    let settings = bh_ike::EndpointSettings {
+        cookie_threshold: 4,
+        ..bh_ike::EndpointSettings::default()
+    };
+    let mut victim = bh_ike::Endpoint::new(
+        settings,
+        Box::new(bh_crypto::DeterministicRandom::from_seed([6; 32])),
+    );
+    victim.add_tunnel(b);
+    // A real initiator whose IKE_SA_INIT requests are replayed with fresh SPIs from the
+    // peer's (spoofable) address.
+    let mut init = bh_ike::Endpoint::new(
+        settings,
+        Box::new(bh_crypto::DeterministicRandom::from_seed([7; 32])),
+    );
+    let t = init.add_tunnel(a);
+    init.initiate(bh_ike::Instant::from_nanos(1), t);
+    let req = init.poll_transmit().unwrap();
+    let mut answered_with_cookie = 0;
+    for i in 0..200u32 {
+        let mut d = req.data.clone();
+        d[..4].copy_from_slice(&i.to_be_bytes());
+        victim.handle_datagram(bh_ike::Instant::from_nanos(2), req.src, req.dst, &d);
+        while let Some(t) = victim.poll_transmit() {
+            let m = bh_ike::wire::Message::decode(&t.data).unwrap();
+            if m.notify(bh_ike::wire::NotifyType::COOKIE).is_some() {
+                answered_with_cookie += 1;
+            }
+        }
+    }
+    assert_eq!(victim.snapshot().len(), 4);
+    assert_eq!(answered_with_cookie, 196);
+}

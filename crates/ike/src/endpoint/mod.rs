@@ -3,7 +3,7 @@
 //!
 //! Exchanges, as initiator and responder:
 //! - IKE_SA_INIT (RFC 7296 §1.2) with NAT detection (§2.23), INVALID_KE_PAYLOAD retry with
-//!   the requested group (§1.2), COOKIE echo as initiator (§2.6), NO_PROPOSAL_CHOSEN reported
+//!   the requested group (§1.2), COOKIE as initiator and responder (§2.6), NO_PROPOSAL_CHOSEN reported
 //!   as an [`Event::NoProposalChosen`] with both sides' proposals;
 //! - IKE_AUTH with PSK (§2.15) carrying the first Child SA (§1.2), INITIAL_CONTACT, identity
 //!   check of the peer;
@@ -20,7 +20,11 @@
 //! settled by the lowest-nonce rule; a simultaneous initiation of one tunnel from both ends
 //! is settled the same way, so both ends keep one IKE SA and one Child SA pair.
 //!
-//! Not done (yet): cookies as responder, IKE fragmentation on send and reassembly (RFC 7383),
+//! Flood protection: IKE_SA_INIT requests from addresses that are no tunnel's peer are dropped
+//! without state; once [`EndpointSettings::cookie_threshold`] half-open SAs exist, requests
+//! must echo a stateless COOKIE (§2.6) before any Diffie-Hellman work is done.
+//!
+//! Not done (yet): IKE fragmentation on send and reassembly (RFC 7383),
 //! CREATE_CHILD_SA for additional Child SAs (answered NO_ADDITIONAL_SAS), EAP and certificate
 //! authentication, MOBIKE, configuration payloads.
 //! A request for an unsupported exchange gets an error notify, never a false success.
@@ -198,6 +202,9 @@ pub struct EndpointSettings {
     pub max_sas: usize,
     /// Delay before re-initiating a tunnel that went down.
     pub restart_delay: Duration,
+    /// Half-open responder SAs from which on IKE_SA_INIT requests must return a COOKIE
+    /// (RFC 7296 §2.6) before any state or Diffie-Hellman work is spent on them.
+    pub cookie_threshold: usize,
 }
 
 impl Default for EndpointSettings {
@@ -207,6 +214,7 @@ impl Default for EndpointSettings {
             retransmit_tries: 5,
             max_sas: 1024,
             restart_delay: Duration::from_secs(5),
+            cookie_threshold: 32,
         }
     }
 }
@@ -214,6 +222,10 @@ impl Default for EndpointSettings {
 /// State shared by all SAs of an endpoint.
 struct Ctx {
     settings: EndpointSettings,
+    /// Secret for stateless cookies (RFC 7296 §2.6), drawn at creation.
+    cookie_secret: [u8; 32],
+    /// Whether IKE_SA_INIT requests must carry a valid cookie (too many half-open SAs).
+    require_cookie: bool,
     rng: Box<dyn SecureRandom + Send>,
     tunnels: Vec<TunnelIkeConfig>,
     restart_at: Vec<Option<Instant>>,
@@ -241,10 +253,14 @@ const MAX_QUEUE: usize = 4096;
 
 impl Endpoint {
     /// An endpoint with no tunnels.
-    pub fn new(settings: EndpointSettings, rng: Box<dyn SecureRandom + Send>) -> Self {
+    pub fn new(settings: EndpointSettings, mut rng: Box<dyn SecureRandom + Send>) -> Self {
+        let mut cookie_secret = [0u8; 32];
+        rng.fill(&mut cookie_secret);
         Self {
             ctx: Ctx {
                 settings,
+                cookie_secret,
+                require_cookie: false,
                 rng,
                 tunnels: Vec::new(),
                 restart_at: Vec::new(),
@@ -318,6 +334,8 @@ impl Endpoint {
             if self.sas.len() >= self.ctx.settings.max_sas {
                 return;
             }
+            let half_open = self.sas.iter().filter(|s| s.is_half_open()).count();
+            self.ctx.require_cookie = half_open >= self.ctx.settings.cookie_threshold;
             if let Some(sa) =
                 sa::IkeSa::respond_init(&mut self.ctx, now, remote, local, &header, data)
             {

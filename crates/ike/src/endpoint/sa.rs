@@ -325,6 +325,11 @@ impl IkeSa {
         self.children.extend(children);
     }
 
+    /// Whether this is a responder SA waiting for IKE_AUTH.
+    pub(super) fn is_half_open(&self) -> bool {
+        self.state == State::RespInitDone
+    }
+
     /// Whether the SA is established and not replaced by a rekey.
     pub(super) fn is_live(&self) -> bool {
         self.state == State::Established && !self.replaced
@@ -541,12 +546,23 @@ impl IkeSa {
         Some(sa)
     }
 
+    /// Sends (or, after COOKIE, resends unchanged but for the cookie: RFC 7296 §2.6) the
+    /// IKE_SA_INIT request. A new DH value is drawn when there is none for the current group
+    /// (first send, or INVALID_KE_PAYLOAD retry).
     fn send_init(&mut self, ctx: &mut Ctx, now: Instant) {
-        let Some(dh) = self.group.generate(ctx.rng.as_mut()).ok() else {
-            self.state = State::Dead;
-            return;
+        let dh = match self.dh.take() {
+            Some(d) if d.group() == self.group => d,
+            _ => match self.group.generate(ctx.rng.as_mut()) {
+                Ok(d) => d,
+                Err(_) => {
+                    self.state = State::Dead;
+                    return;
+                }
+            },
         };
-        self.ni = nonce(ctx);
+        if self.ni.is_empty() {
+            self.ni = nonce(ctx);
+        }
         let Some(cfg) = self.cfg(ctx).cloned() else {
             return;
         };
@@ -633,6 +649,23 @@ impl IkeSa {
             }
         };
         let ps = &msg.payloads;
+        if ctx.require_cookie {
+            // RFC 7296 §2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>),
+            // checked before any state or DH work.
+            let want = nonce_of(ps).map(|ni| cookie(ctx, ni, remote.ip(), &header.spi_i));
+            let got = match ps.first() {
+                Some(Payload::Notify(n)) if n.ty == NotifyType::COOKIE => Some(n.data.as_slice()),
+                _ => None,
+            };
+            match (want, got) {
+                (Some(w), Some(g)) if bool::from(w.as_slice().ct_eq(g)) => {}
+                (Some(w), _) => {
+                    send_clear_error(ctx, header, remote, local, NotifyType::COOKIE, w);
+                    return None;
+                }
+                (None, _) => return None,
+            }
+        }
         let (Some(props), Some(ke), Some(ni)) = (sa_of(ps), ke_of(ps), nonce_of(ps)) else {
             send_clear_error(
                 ctx,
@@ -2243,6 +2276,20 @@ impl IkeSa {
             }
         }
     }
+}
+
+fn cookie(ctx: &Ctx, ni: &[u8], ip: IpAddr, spi_i: &[u8; 8]) -> Vec<u8> {
+    let mut h = Sha1::new();
+    h.update(ni);
+    match ip {
+        IpAddr::V4(a) => h.update(a.octets()),
+        IpAddr::V6(a) => h.update(a.octets()),
+    }
+    h.update(spi_i);
+    h.update(ctx.cookie_secret);
+    let mut out = vec![0u8];
+    out.extend_from_slice(&h.finalize());
+    out
 }
 
 fn give_up(ctx: &Ctx) -> Duration {

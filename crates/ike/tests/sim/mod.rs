@@ -107,6 +107,7 @@ impl Sim {
             retransmit_tries: 4,
             max_sas: 64,
             restart_delay: Duration::from_secs(5),
+            cookie_threshold: 8,
         };
         let mut ea = Endpoint::new(
             settings,
