@@ -244,7 +244,11 @@ pub struct Speaker {
     conns: HashMap<ConnId, PeerId>,
     next_peer: u32,
     next_conn: u64,
-    loc_rib: BTreeMap<Prefix, Vec<NextHop>>,
+    /// Best routes. Next-hop sets are shared (`Arc`) between prefixes: most prefixes of a table
+    /// have the same set, so this costs one pointer per prefix.
+    loc_rib: BTreeMap<Prefix, Arc<[NextHop]>>,
+    /// The last next-hop set stored, reused when the next one is equal.
+    last_hops: Option<Arc<[NextHop]>>,
     /// `cfg.networks` as a set, for lookups.
     networks: BTreeSet<Prefix>,
     /// Prefixes whose Loc-RIB entry or export may have changed since the last flush.
@@ -269,6 +273,7 @@ impl Speaker {
             next_peer: 1,
             next_conn: 1,
             loc_rib: BTreeMap::new(),
+            last_hops: None,
             dirty,
             out: VecDeque::new(),
         }
@@ -359,7 +364,7 @@ impl Speaker {
 
     /// The Loc-RIB: every prefix with a best route, with its ECMP next hops.
     pub fn best_routes(&self) -> impl Iterator<Item = (&Prefix, &[NextHop])> {
-        self.loc_rib.iter().map(|(p, v)| (p, v.as_slice()))
+        self.loc_rib.iter().map(|(p, v)| (p, &**v))
     }
 
     /// Routes received from a neighbor (its Adj-RIB-In after import policy).
@@ -958,11 +963,19 @@ impl Speaker {
                 })
                 .collect();
             let old = self.loc_rib.get(p);
-            if old.map(Vec::as_slice).unwrap_or_default() != hops.as_slice() {
+            if old.map(|o| &**o).unwrap_or_default() != hops.as_slice() {
                 if hops.is_empty() {
                     self.loc_rib.remove(p);
                 } else {
-                    self.loc_rib.insert(*p, hops.clone());
+                    let shared = match &self.last_hops {
+                        Some(l) if **l == *hops => Arc::clone(l),
+                        _ => {
+                            let a: Arc<[NextHop]> = Arc::from(hops.as_slice());
+                            self.last_hops = Some(Arc::clone(&a));
+                            a
+                        }
+                    };
+                    self.loc_rib.insert(*p, shared);
                 }
                 self.out
                     .push_back(Output::Event(SpeakerEvent::BestRoutesChanged {
@@ -1051,17 +1064,29 @@ impl Speaker {
         Some(attrs)
     }
 
+    /// Brings a neighbor's Adj-RIB-Out up to date for `prefixes`, in batches so that the
+    /// transient memory stays small even for a full table.
     fn export(&mut self, now: Instant, peer: PeerId, prefixes: impl Iterator<Item = Prefix>) {
         if self.neighbors.get(&peer).is_none_or(|n| n.up.is_none()) {
             return;
         }
+        let mut prefixes = prefixes.peekable();
+        while prefixes.peek().is_some() {
+            let batch: Vec<Prefix> = prefixes.by_ref().take(4096).collect();
+            self.export_batch(now, peer, &batch);
+        }
+    }
+
+    fn export_batch(&mut self, now: Instant, peer: PeerId, prefixes: &[Prefix]) {
         let mut withdraw: Vec<Prefix> = Vec::new();
         // Attributes are interned: prefixes sharing attributes share one Arc in the Adj-RIB-Out.
         let mut announce: HashMap<PathAttributes, (Arc<PathAttributes>, Vec<Prefix>)> =
             HashMap::new();
         let mut limited = false;
-        let wanted: Vec<(Prefix, Option<PathAttributes>)> =
-            prefixes.map(|p| (p, self.desired(peer, &p))).collect();
+        let wanted: Vec<(Prefix, Option<PathAttributes>)> = prefixes
+            .iter()
+            .map(|p| (*p, self.desired(peer, p)))
+            .collect();
         let Some(n) = self.neighbors.get_mut(&peer) else {
             return;
         };
