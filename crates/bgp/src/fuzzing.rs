@@ -265,6 +265,9 @@ pub struct Lab {
     peers: Vec<(PeerId, Session, Option<ConnId>)>,
     /// Events the speaker emitted, oldest first (bounded: cleared past 10,000).
     pub events: Vec<crate::speaker::SpeakerEvent>,
+    /// UPDATEs the neighbors received from the speaker: (neighbor index 0 or 1, UPDATE),
+    /// bounded like `events`.
+    pub peer_updates: Vec<(usize, Update)>,
 }
 
 /// The route the second neighbor announces.
@@ -275,8 +278,14 @@ pub fn lab_route() -> Prefix {
 impl Lab {
     /// Brings up both neighbors and has the second announce [`lab_route`].
     pub fn new(seed: u64) -> Self {
+        Self::with_transit(seed, false)
+    }
+
+    /// As [`Lab::new`], with the speaker re-advertising learned routes if `transit`.
+    pub fn with_transit(seed: u64, transit: bool) -> Self {
         let now = Instant::from_nanos(1);
         let mut cfg = SpeakerConfig::new(65010, Ipv4Addr::new(10, 0, 0, 9), seed);
+        cfg.transit = transit;
         cfg.networks = vec![pfx(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16)];
         let mut us = Speaker::new(cfg);
         let mut peers = Vec::new();
@@ -297,6 +306,7 @@ impl Lab {
             us,
             peers,
             events: Vec::new(),
+            peer_updates: Vec::new(),
         };
         lab.pump();
         let u = Update {
@@ -363,7 +373,14 @@ impl Lab {
                     continue;
                 };
                 let conn = *c;
-                while s.poll_event().is_some() {}
+                while let Some(e) = s.poll_event() {
+                    if let crate::session::SessionEvent::Update(u) = e {
+                        if self.peer_updates.len() >= 10_000 {
+                            self.peer_updates.clear();
+                        }
+                        self.peer_updates.push((i, u));
+                    }
+                }
                 if let Some(data) = s.poll_transmit() {
                     moved = true;
                     if let Some(conn) = conn {

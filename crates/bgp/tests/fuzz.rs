@@ -133,3 +133,62 @@ mod semantic {
         assert!(!has(&lab, "10.53.0.0/16"));
     }
 }
+
+#[test]
+fn unknown_optional_transitive_attribute_is_passed_on_with_the_partial_bit() {
+    use std::net::Ipv4Addr;
+
+    use bh_bgp::wire::{AsPath, Origin, PathAttributes, RawAttribute, Update, attr_flags};
+
+    let mut lab = Lab::with_transit(3, true);
+    let unknown = RawAttribute {
+        flags: attr_flags::OPTIONAL | attr_flags::TRANSITIVE,
+        type_code: 99,
+        value: vec![7, 7],
+    };
+    let non_transitive = RawAttribute {
+        flags: attr_flags::OPTIONAL,
+        type_code: 98,
+        value: vec![1],
+    };
+    lab.announce_from_first(&Update {
+        attrs: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence(vec![64512])),
+            next_hop: Some(Ipv4Addr::new(169, 254, 1, 1)),
+            unknown: vec![unknown, non_transitive],
+            ..Default::default()
+        },
+        nlri: vec!["10.60.0.0/16".parse().unwrap()],
+        ..Default::default()
+    });
+    let to_second: Vec<&Update> = lab
+        .peer_updates
+        .iter()
+        .filter(|(i, u)| *i == 1 && u.nlri.contains(&"10.60.0.0/16".parse().unwrap()))
+        .map(|(_, u)| u)
+        .collect();
+    assert_eq!(to_second.len(), 1, "re-advertised to the other neighbor");
+    let a = &to_second[0].attrs;
+    assert_eq!(
+        a.unknown,
+        vec![RawAttribute {
+            flags: attr_flags::OPTIONAL | attr_flags::TRANSITIVE | attr_flags::PARTIAL,
+            type_code: 99,
+            value: vec![7, 7]
+        }],
+        "transitive kept with Partial set, non-transitive dropped"
+    );
+    assert_eq!(a.as_path, Some(AsPath::sequence(vec![65010, 64512])));
+    assert_eq!(
+        a.next_hop,
+        Some(Ipv4Addr::new(169, 254, 2, 2)),
+        "next hop self toward the second neighbor"
+    );
+    assert!(
+        !lab.peer_updates
+            .iter()
+            .any(|(i, u)| *i == 0 && u.nlri.contains(&"10.60.0.0/16".parse().unwrap())),
+        "not sent back"
+    );
+}
