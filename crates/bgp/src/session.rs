@@ -300,7 +300,7 @@ impl Session {
         }
         let open = Open::new(
             self.cfg.local_asn,
-            self.cfg.hold_time,
+            self.hold_time(),
             self.cfg.router_id,
             caps,
         );
@@ -449,6 +449,14 @@ impl Session {
         }
     }
 
+    /// Our proposed hold time: RFC 4271 §4.2 forbids 1 and 2 s, so those become 3.
+    fn hold_time(&self) -> u16 {
+        match self.cfg.hold_time {
+            1 | 2 => 3,
+            h => h,
+        }
+    }
+
     fn send(&mut self, m: &Message) {
         // Only fixed-size or bounded messages come through here; an encode error cannot happen
         // for them, and dropping one would be caught by the peer's hold timer.
@@ -540,7 +548,7 @@ impl Session {
         if o.bgp_id.is_unspecified() || (self.cfg.is_ibgp() && o.bgp_id == self.cfg.router_id) {
             return Err(err(open_sub::BAD_BGP_IDENTIFIER, Vec::new()));
         }
-        let hold_time = o.hold_time.min(self.cfg.hold_time);
+        let hold_time = o.hold_time.min(self.hold_time());
         let peer_fams: Vec<Family> = o.families().collect();
         let families = if peer_fams.is_empty() {
             // RFC 4760 §8: without the capability, IPv4 unicast is implied.
@@ -777,6 +785,18 @@ mod tests {
         a.stop(at, STOP_SUBCODE);
         assert_eq!(a.state(), State::Idle);
         assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_configured_hold_time_of_two_is_proposed_as_three() {
+        let (mut a, _) = pair(2, 90);
+        a.start(t(0));
+        a.tcp_connected(t(0));
+        let sent = a.poll_transmit().unwrap();
+        let Ok(Message::Open(o)) = wire::decode(&sent, &DecodeCtx::default()) else {
+            panic!()
+        };
+        assert_eq!(o.hold_time, 3);
     }
 
     #[test]

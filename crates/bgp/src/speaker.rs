@@ -25,7 +25,7 @@ use crate::rib::{self, Candidate, Path, PeerId, PrefixList};
 use crate::session::{DownReason, Negotiated, Session, SessionConfig, SessionEvent, State};
 use crate::wire::{
     AsPath, AttrError, MpReach, MpUnreach, Notification, Origin, PathAttributes, Rfc7606Action,
-    Update, attr_flags, cease_sub, code, update_sub,
+    SegmentKind, Update, attr_flags, cease_sub, code, update_sub,
 };
 use crate::{Family, Instant, Prefix};
 
@@ -806,6 +806,20 @@ impl Speaker {
         if ebgp
             && !announced.is_empty()
             && u.attrs.as_path.as_ref().and_then(AsPath::first_as) != Some(n.cfg.session.peer_asn)
+        {
+            semantic = Some(AttrError {
+                subcode: update_sub::MALFORMED_AS_PATH,
+                data: Vec::new(),
+                action: Rfc7606Action::TreatAsWithdraw,
+            });
+        }
+        // RFC 7606 §7.2 / RFC 5065 §5.3: confederation segments from an eBGP peer.
+        if ebgp
+            && u.attrs.as_path.as_ref().is_some_and(|p| {
+                p.segments
+                    .iter()
+                    .any(|s| matches!(s.kind, SegmentKind::ConfedSequence | SegmentKind::ConfedSet))
+            })
         {
             semantic = Some(AttrError {
                 subcode: update_sub::MALFORMED_AS_PATH,

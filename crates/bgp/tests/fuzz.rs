@@ -64,7 +64,9 @@ mod semantic {
     use bh_bgp::Prefix;
     use bh_bgp::fuzzing::Lab;
     use bh_bgp::speaker::SpeakerEvent;
-    use bh_bgp::wire::{AsPath, Origin, PathAttributes, Update, update_sub};
+    use bh_bgp::wire::{
+        AsPath, AsSegment, Origin, PathAttributes, SegmentKind, Update, update_sub,
+    };
 
     fn update(first_as: u32, nh: Ipv4Addr, prefix: &str) -> Update {
         Update {
@@ -131,6 +133,31 @@ mod semantic {
             ..Default::default()
         });
         assert!(!has(&lab, "10.53.0.0/16"));
+        // Confederation segments from an eBGP peer: treat-as-withdraw.
+        lab.announce_from_first(&Update {
+            attrs: PathAttributes {
+                as_path: Some(AsPath {
+                    segments: vec![
+                        AsSegment {
+                            kind: SegmentKind::Sequence,
+                            asns: vec![64512],
+                        },
+                        AsSegment {
+                            kind: SegmentKind::ConfedSequence,
+                            asns: vec![65100],
+                        },
+                    ],
+                }),
+                ..update(64512, good_nh, "10.54.0.0/16").attrs
+            },
+            nlri: vec!["10.54.0.0/16".parse().unwrap()],
+            ..Default::default()
+        });
+        assert!(!has(&lab, "10.54.0.0/16"));
+        assert_eq!(
+            error_subcodes(&lab).last(),
+            Some(&update_sub::MALFORMED_AS_PATH)
+        );
     }
 }
 
