@@ -216,3 +216,324 @@ fn reference_daemons_peer_and_exchange_routes() {
     })
     .unwrap();
 }
+
+// ---- bridgehead's own speaker against each daemon -------------------------------------------
+//
+// The BGP sessions below run directly over veth links (10.60.N.0/24, fd00:60:N::/64), without
+// tunnels: the speaker, its TCP shell and the FIB path are what is under test here, and the
+// tunnels have their own interop tests (netns_manual, netns_ike).
+
+const US_AS: u32 = 4_200_000_010;
+const RTPROT: &str = "proto 190";
+
+impl World {
+    /// Starts `bridgehead daemon` in `ns` with `bgp` (TOML) as its whole configuration after
+    /// a one-worker `[dataplane]`; returns its control socket.
+    fn start_us(&mut self, ns: &str, bgp: &str) -> PathBuf {
+        let conf = self.dir.join(format!("{ns}.toml"));
+        let sock = self.dir.join(format!("{ns}.sock"));
+        std::fs::write(&conf, format!("[dataplane]\nworkers = 1\n\n{bgp}")).unwrap();
+        let mut c = self.nss.exec(ns, env!("CARGO_BIN_EXE_bridgehead"));
+        c.arg("daemon")
+            .arg("--config")
+            .arg(&conf)
+            .arg("--control")
+            .arg(&sock)
+            .env("RUST_LOG", "info,bridgehead=debug")
+            .stdout(std::fs::File::create(self.dir.join(format!("{ns}.log"))).unwrap())
+            .stderr(std::fs::File::create(self.dir.join(format!("{ns}.err"))).unwrap());
+        self.nss.spawn(&format!("{ns}-bridgehead"), c).unwrap();
+        let s = sock.clone();
+        wait_for(
+            Duration::from_secs(20),
+            "bridgehead's control socket",
+            || Ok(bridgehead::control::request(&s, "status").is_ok()),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", self.our_log(ns)));
+        sock
+    }
+
+    fn our_log(&self, ns: &str) -> String {
+        let f = |n: String| std::fs::read_to_string(self.dir.join(n)).unwrap_or_default();
+        format!("{}{}", f(format!("{ns}.log")), f(format!("{ns}.err")))
+    }
+}
+
+fn bgp_status(sock: &std::path::Path) -> serde_json::Value {
+    let text = bridgehead::control::request(sock, "status").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["bgp"].clone()
+}
+
+fn our_neighbor(sock: &std::path::Path, addr: &str) -> serde_json::Value {
+    bgp_status(sock)["neighbors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["address"] == addr)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `[[bgp.neighbor]]` lines for `addr` in AS `asn` with hold time 9.
+fn our_nbr(addr: &str, asn: u32) -> String {
+    format!("[[bgp.neighbor]]\naddress = \"{addr}\"\nasn = {asn}\nhold_time = 9\n\n")
+}
+
+fn our_bgp(neighbors: &[(&str, u32)]) -> String {
+    let mut s = format!(
+        "[bgp]\nasn = {US_AS}\nrouter_id = \"10.60.0.10\"\nadvertise = [\"10.70.0.0/24\", \"fd00:70::/48\"]\n\n"
+    );
+    for (a, asn) in neighbors {
+        s.push_str(&our_nbr(a, *asn));
+    }
+    s
+}
+
+/// Sessions over IPv4 and IPv6 with one daemon of `kind` (AS 65002), routes both ways, the
+/// learned ones in our kernel with our protocol number, and a withdraw that takes one out.
+fn session_routes_and_withdraw(kind: Kind) {
+    let mut w = World::new();
+    let (us, peer) = (w.add("us"), w.add("peer"));
+    w.link(&us, &peer, 1);
+    let mut d = w.start(
+        kind,
+        &peer,
+        &BgpdConfig {
+            asn: FRR_AS,
+            router_id: "10.60.0.2".parse().unwrap(),
+            neighbors: vec![nbr("10.60.1.1", US_AS), nbr("fd00:60:1::1", US_AS)],
+            announce: vec!["10.62.0.0/24".into(), "fd00:62::/48".into()],
+            kernel: false,
+        },
+    );
+    let sock = w.start_us(
+        &us,
+        &our_bgp(&[("10.60.1.2", FRR_AS), ("fd00:60:1::2", FRR_AS)]),
+    );
+    let t = Duration::from_secs(40);
+    for n in ["10.60.1.1", "fd00:60:1::1"] {
+        d.wait_established(&w.nss, a(n), t)
+            .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", d.log(), w.our_log(&us)));
+    }
+    for n in ["10.60.1.2", "fd00:60:1::2"] {
+        wait_for(t, "our side Established", || {
+            Ok(our_neighbor(&sock, n)["state"] == "Established")
+        })
+        .unwrap_or_else(|e| panic!("{e:#}: {}", our_neighbor(&sock, n)));
+    }
+    let st = our_neighbor(&sock, "10.60.1.2");
+    assert_eq!(st["asn"], FRR_AS);
+
+    // Their routes in our kernel, through them, tagged with our protocol.
+    for (p, via) in [
+        ("10.62.0.0/24", "via 10.60.1.2"),
+        ("fd00:62::/48", "via fd00:60:1::2"),
+    ] {
+        wait_for(t, "a learned route in our kernel", || {
+            let r = kernel_route(&w, &us, p);
+            Ok(r.contains(RTPROT) && r.contains(via))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{p}: {e:#}: {:?}\n{}",
+                kernel_route(&w, &us, p),
+                w.our_log(&us)
+            )
+        });
+    }
+    // Ours at theirs.
+    wait_for(t, "the peer to learn our networks", || {
+        Ok(d.learned(&w.nss)? == ["10.70.0.0/24", "fd00:70::/48"])
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}", d.learned(&w.nss)));
+    let st = our_neighbor(&sock, "10.60.1.2");
+    assert!(st["prefixes_received"].as_u64() >= Some(1), "{st}");
+    assert!(st["prefixes_sent"].as_u64() >= Some(1), "{st}");
+    assert!(st["messages_received"].as_u64() >= Some(3), "{st}");
+    assert!(st["messages_sent"].as_u64() >= Some(3), "{st}");
+
+    // A withdraw leaves our kernel; the other family stays.
+    d.withdraw(&w.nss, "10.62.0.0/24").unwrap();
+    wait_for(t, "the withdrawn route to leave our kernel", || {
+        Ok(kernel_route(&w, &us, "10.62.0.0/24").trim().is_empty())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", kernel_route(&w, &us, "10.62.0.0/24")));
+    assert!(kernel_route(&w, &us, "fd00:62::/48").contains(RTPROT));
+}
+
+#[test]
+fn bird_session_routes_and_withdraw() {
+    session_routes_and_withdraw(Kind::Bird);
+}
+
+#[test]
+fn frr_session_routes_and_withdraw() {
+    session_routes_and_withdraw(Kind::Frr);
+}
+
+#[test]
+fn gobgp_session_routes_and_withdraw() {
+    session_routes_and_withdraw(Kind::Gobgp);
+}
+
+/// Two neighbors in one AS announcing the same prefix: one kernel route with both next hops.
+#[test]
+fn two_sessions_to_one_as_give_one_multipath_route() {
+    let mut w = World::new();
+    let (us, p1, p2) = (w.add("us"), w.add("g1"), w.add("g2"));
+    w.link(&us, &p1, 1);
+    w.link(&us, &p2, 2);
+    for (ns, n, kind) in [(&p1, 1, Kind::Gobgp), (&p2, 2, Kind::Frr)] {
+        w.start(
+            kind,
+            ns,
+            &BgpdConfig {
+                asn: FRR_AS,
+                router_id: format!("10.60.0.{}", 20 + n).parse().unwrap(),
+                neighbors: vec![nbr(&format!("10.60.{n}.1"), US_AS)],
+                announce: vec!["10.65.0.0/24".into()],
+                kernel: false,
+            },
+        );
+    }
+    let sock = w.start_us(
+        &us,
+        &our_bgp(&[("10.60.1.2", FRR_AS), ("10.60.2.2", FRR_AS)]),
+    );
+    let t = Duration::from_secs(40);
+    wait_for(t, "one route with two next hops", || {
+        let r = kernel_route(&w, &us, "10.65.0.0/24");
+        Ok(r.contains(RTPROT)
+            && r.contains("nexthop via 10.60.1.2 dev v1a")
+            && r.contains("nexthop via 10.60.2.2 dev v2a"))
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}: {:?}\n{}\n{}",
+            kernel_route(&w, &us, "10.65.0.0/24"),
+            bgp_status(&sock),
+            w.our_log(&us)
+        )
+    });
+    assert_eq!(
+        kernel_route(&w, &us, "10.65.0.0/24")
+            .matches("10.65.0.0/24")
+            .count(),
+        1
+    );
+}
+
+/// A peer that stops answering (its process frozen, so no FIN is ever sent) loses its routes
+/// from our kernel when the 9 s hold timer expires, not before and not much later.
+#[test]
+fn a_dead_peers_routes_leave_the_kernel_at_hold_expiry() {
+    let mut w = World::new();
+    let (us, peer) = (w.add("us"), w.add("peer"));
+    w.link(&us, &peer, 1);
+    let bird = w.start(
+        Kind::Bird,
+        &peer,
+        &BgpdConfig {
+            asn: FRR_AS,
+            router_id: "10.60.0.2".parse().unwrap(),
+            neighbors: vec![nbr("10.60.1.1", US_AS)],
+            announce: vec!["10.62.0.0/24".into()],
+            kernel: false,
+        },
+    );
+    let sock = w.start_us(&us, &our_bgp(&[("10.60.1.2", FRR_AS)]));
+    let t = Duration::from_secs(40);
+    wait_for(t, "the learned route", || {
+        Ok(kernel_route(&w, &us, "10.62.0.0/24").contains(RTPROT))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", w.our_log(&us)));
+
+    let pid = bird.pid().to_string();
+    bridgehead::netns::run(std::process::Command::new("kill").args(["-STOP", &pid])).unwrap();
+    let frozen = std::time::Instant::now();
+    wait_for(
+        Duration::from_secs(20),
+        "the route to leave at hold expiry",
+        || Ok(kernel_route(&w, &us, "10.62.0.0/24").trim().is_empty()),
+    )
+    .unwrap();
+    let took = frozen.elapsed();
+    // Let BIRD run again so it can be stopped normally.
+    bridgehead::netns::run(std::process::Command::new("kill").args(["-CONT", &pid])).unwrap();
+    assert!(
+        took >= Duration::from_secs(5) && took <= Duration::from_secs(13),
+        "route left after {took:?}, hold time 9 s"
+    );
+    let st = our_neighbor(&sock, "10.60.1.2");
+    assert_ne!(st["state"], "Established", "{st}");
+    assert_eq!(st["last_error"], "sent NOTIFICATION 4/0", "{st}");
+}
+
+/// We expect AS 65099 where the peers are AS 65002: each of BIRD, FRR and GoBGP shows the
+/// OPEN Message Error / Bad Peer AS (2/2) NOTIFICATION we sent, in its own state or log.
+#[test]
+fn a_wrong_as_open_is_refused_and_each_peer_sees_our_notification() {
+    let mut w = World::new();
+    let us = w.add("us");
+    let mut peers = Vec::new();
+    for (n, kind) in [(1u8, Kind::Bird), (2, Kind::Frr), (3, Kind::Gobgp)] {
+        let ns = w.add(kind.name());
+        w.link(&us, &ns, n);
+        let d = w.start(
+            kind,
+            &ns,
+            &BgpdConfig {
+                asn: FRR_AS,
+                router_id: format!("10.60.0.{}", 30 + n).parse().unwrap(),
+                neighbors: vec![nbr(&format!("10.60.{n}.1"), US_AS)],
+                announce: vec!["10.62.0.0/24".into()],
+                kernel: false,
+            },
+        );
+        peers.push((n, d));
+    }
+    let sock = w.start_us(
+        &us,
+        &our_bgp(&[
+            ("10.60.1.2", 65099),
+            ("10.60.2.2", 65099),
+            ("10.60.3.2", 65099),
+        ]),
+    );
+    let t = Duration::from_secs(40);
+    for (n, d) in &peers {
+        let addr = a(&format!("10.60.{n}.1"));
+        wait_for(t, "the peer to record our Bad Peer AS", || {
+            Ok(match d.kind() {
+                Kind::Bird => d
+                    .peer_state(&w.nss, addr)?
+                    .last_error
+                    .contains("Bad peer AS"),
+                Kind::Frr => {
+                    let st = d.peer_state(&w.nss, addr)?;
+                    st.last_error.contains("Bad Peer AS")
+                }
+                // GoBGP counts the NOTIFICATION but, before Established, logs only that a
+                // message other than KEEPALIVE ended OpenConfirm ("invalid-msg").
+                Kind::Gobgp => {
+                    d.peer_state(&w.nss, addr)?.notifications_received >= Some(1)
+                        && d.log()
+                            .contains("old=BGP_FSM_OPENCONFIRM reason=invalid-msg")
+                }
+            })
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{:?}: {e:#}: {:?}\n{}",
+                d.kind(),
+                d.peer_state(&w.nss, addr),
+                d.log()
+            )
+        });
+        let ours = our_neighbor(&sock, &format!("10.60.{n}.2"));
+        assert_ne!(ours["state"], "Established", "{ours}");
+        assert_eq!(ours["last_error"], "sent NOTIFICATION 2/2", "{ours}");
+    }
+    assert_eq!(kernel_route(&w, &us, "10.62.0.0/24").trim(), "");
+}

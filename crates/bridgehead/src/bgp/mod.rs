@@ -1,24 +1,978 @@
-//! The BGP service: the shell around the sans-IO BGP speaker (TCP sessions, timers, and the
-//! FIB reconciler that installs routes through rtnetlink).
+//! The BGP service: the shell around the sans-IO [`bh_bgp::speaker::Speaker`].
 //!
-//! Not wired yet: [`start`] does nothing.
+//! One thread runs an epoll loop that
+//! - listens on TCP port 179 (dual-stack `[::]:179`, else `0.0.0.0:179`) and hands connections
+//!   from configured neighbors to the speaker (others are closed at once);
+//! - opens the connections the speaker asks for (each `connect` on a short helper thread, so a
+//!   silent peer never stalls the loop), with TTL 1 for directly connected IPv4 peers or the
+//!   neighbor's `multihop` TTL;
+//! - feeds bytes in, writes bytes out (non-blocking, with a bounded per-connection backlog),
+//!   and drives the speaker's timers from a monotonic clock;
+//! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`]: routes tagged
+//!   [`crate::daemon::RTPROT_BRIDGEHEAD`], in `[bgp].table` at `[bgp].metric`, ECMP over the
+//!   neighbors' devices; stale routes of an earlier run are removed at start-up;
+//! - watches links ([`bh_sys::link::LinkWatch`]): a neighbor's device going down takes its next
+//!   hops out of the kernel at once (the session follows when its hold timer expires), and they
+//!   come back when the device is up again.
+//!
+//! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
+//! sent, messages each way, last error) and the best routes with their installed state.
+//!
+//! Not done here: TCP MD5 (RFC 2385), GTSM, IPv6 hop limits for multihop sessions (IPv6
+//! sessions use the kernel default), configuration reload, and keeping routes across a restart
+//! of bridgehead (they are withdrawn from the kernel when the service stops).
 
-use std::sync::Arc;
+pub mod fib;
 
-use bh_config::Config;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use bh_bgp::rib::{PeerId, PrefixList, PrefixListEntry};
+use bh_bgp::session::{DownReason, State};
+use bh_bgp::speaker::{
+    ConnId, MaxPrefixAction, NeighborConfig, Output, Speaker, SpeakerConfig, SpeakerEvent,
+};
+use bh_config::{Bgp, BgpNeighbor, Config};
 use bh_dataplane::Dataplane;
+use bh_sys::link::LinkWatch;
+use bh_sys::poll::{Epoll, EventFd, Events};
+use serde_json::{Value, json};
 
-/// The running BGP service.
-pub struct BgpService;
+use fib::FibSync;
 
-/// Starts the BGP speaker for the configured neighbors.
-pub fn start(_cfg: &Config, _dp: Arc<Dataplane>) -> anyhow::Result<BgpService> {
-    Ok(BgpService)
+/// The BGP port (RFC 4271 §8.2.1).
+pub const BGP_PORT: u16 = 179;
+/// How long one outgoing `connect` may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// ConnectRetry for our sessions (the speaker jitters it).
+const CONNECT_RETRY: Duration = Duration::from_secs(5);
+/// Unsent bytes one connection may hold before it is dropped (a peer that stopped reading).
+const MAX_BACKLOG: usize = 16 << 20;
+/// The longest the loop sleeps (status refresh and stop checks).
+const TICK: Duration = Duration::from_millis(200);
+/// Routes listed in the status (the count is always complete).
+const STATUS_ROUTES: usize = 1000;
+
+const TOKEN_WAKE: u64 = 0;
+const TOKEN_LISTEN: u64 = 1;
+const TOKEN_LINKS: u64 = 2;
+const TOKEN_CONN: u64 = 16;
+
+/// The running BGP service (shared with the control socket thread, so `Send + Sync`).
+pub struct BgpService {
+    status: Arc<Mutex<Value>>,
+    stop: Arc<AtomicBool>,
+    wake: Arc<EventFd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the BGP speaker for the configured neighbors; without `[bgp]` it does nothing.
+pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
+    let status = Arc::new(Mutex::new(Value::Null));
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(EventFd::new().context("eventfd")?);
+    let Some(bgp) = cfg.bgp.clone() else {
+        return Ok(BgpService {
+            status,
+            stop,
+            wake,
+            thread: None,
+        });
+    };
+    let mut lp = Loop::new(cfg, &bgp, Arc::clone(&wake), Arc::clone(&status))?;
+    let (stop2, ready_tx) = (Arc::clone(&stop), mpsc::sync_channel::<Result<()>>(1));
+    let (ready_tx, ready_rx) = ready_tx;
+    // The loop (and its netlink sockets) run in the thread's network namespace: the daemon's.
+    let thread = std::thread::Builder::new()
+        .name("bgp".into())
+        .spawn(move || {
+            let r = lp.init();
+            let ok = r.is_ok();
+            let _ = ready_tx.send(r);
+            if ok {
+                lp.run(&stop2);
+            }
+        })
+        .context("starting the BGP thread")?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(anyhow!("the BGP thread ended during start-up")),
+    }
+    Ok(BgpService {
+        status,
+        stop,
+        wake,
+        thread: Some(thread),
+    })
 }
 
 impl BgpService {
-    /// Neighbors and routes, for `bridgehead bgp --json` and `bridgehead routes --json`.
-    pub fn status_json(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// Neighbors and routes, for `bridgehead status --json` (`null` without `[bgp]`).
+    pub fn status_json(&self) -> Value {
+        self.status.lock().map(|v| v.clone()).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for BgpService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.notify();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Counts whole BGP messages in a byte stream (RFC 4271 §4.1: length at octets 16-17, type at
+/// 18) and remembers the code and subcode of the last NOTIFICATION (§4.5) in it.
+#[derive(Debug, Default, Clone, Copy)]
+struct MsgCounter {
+    /// Bytes seen of the current message.
+    pos: usize,
+    /// Its length (valid once 18 bytes are seen).
+    len: usize,
+    /// Its first 21 bytes: header, and for a NOTIFICATION its code and subcode.
+    head: [u8; 21],
+    count: u64,
+    last_notification: Option<(u8, u8)>,
+}
+
+impl MsgCounter {
+    fn feed(&mut self, mut data: &[u8]) -> Option<(u8, u8)> {
+        let mut notification = None;
+        while !data.is_empty() {
+            if self.pos < self.head.len() {
+                let Some((&b, tail)) = data.split_first() else {
+                    break;
+                };
+                data = tail;
+                if let Some(slot) = self.head.get_mut(self.pos) {
+                    *slot = b;
+                }
+                self.pos += 1;
+                if self.pos == 18 {
+                    let len = u16::from_be_bytes([self.head[16], self.head[17]]);
+                    self.len = usize::from(len).max(19);
+                }
+            } else {
+                let n = self.len.saturating_sub(self.pos).min(data.len());
+                self.pos += n;
+                data = data.get(n..).unwrap_or(&[]);
+            }
+            if self.pos >= 19 && self.pos >= self.len {
+                self.count = self.count.saturating_add(1);
+                if self.head[18] == 3 && self.len >= 21 {
+                    let n = (self.head[19], self.head[20]);
+                    self.last_notification = Some(n);
+                    notification = Some(n);
+                }
+                self.pos = 0;
+            }
+        }
+        notification
+    }
+}
+
+/// One TCP connection.
+struct Conn {
+    stream: TcpStream,
+    backlog: Vec<u8>,
+    peer: PeerId,
+}
+
+/// What the status shows about a neighbor beyond what the speaker knows.
+#[derive(Default)]
+struct PeerInfo {
+    up_since: Option<std::time::Instant>,
+    last_error: String,
+    rx: MsgCounter,
+    tx: MsgCounter,
+    flaps: u64,
+}
+
+struct Loop {
+    bgp: Bgp,
+    speaker: Option<Speaker>,
+    /// Neighbor configs and the device each one's routes leave through.
+    neighbors: Vec<(BgpNeighbor, Option<u32>)>,
+    peers: BTreeMap<PeerId, usize>,
+    info: HashMap<PeerId, PeerInfo>,
+    origin: std::time::Instant,
+    epoll: Epoll,
+    wake: Arc<EventFd>,
+    listener: Option<TcpListener>,
+    links: Option<LinkWatch>,
+    conns: HashMap<ConnId, Conn>,
+    /// Outgoing connects in progress, with their neighbor.
+    connecting: HashMap<ConnId, PeerId>,
+    connect_tx: mpsc::Sender<(ConnId, io::Result<TcpStream>)>,
+    connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
+    fib: Option<FibSync>,
+    fib_dirty: bool,
+    best: BTreeMap<bh_fib::Prefix, Vec<bh_bgp::speaker::NextHop>>,
+    down: BTreeSet<u32>,
+    status: Arc<Mutex<Value>>,
+    cfg: Config,
+}
+
+fn to_bgp_prefix(p: &bh_config::Prefix) -> Result<bh_bgp::Prefix> {
+    bh_bgp::Prefix::new(p.addr, p.len).map_err(|e| anyhow!("{p}: {e:?}"))
+}
+
+fn prefix_list(rules: &[bh_config::PrefixRule]) -> Result<PrefixList> {
+    Ok(PrefixList {
+        entries: rules
+            .iter()
+            .map(|r| {
+                Ok(PrefixListEntry {
+                    prefix: to_bgp_prefix(&r.prefix)?,
+                    max_len: r.max_len,
+                    permit: r.permit,
+                })
+            })
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// The local address the kernel would use towards `peer` (no packet is sent).
+fn local_addr_towards(peer: IpAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if peer.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(bind).ok()?;
+    s.connect((peer, BGP_PORT)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// Our BGP identifier when `router_id` is not set: an IPv4 address of this host from the
+/// configuration.
+fn default_router_id(cfg: &Config) -> Option<Ipv4Addr> {
+    let v4 = |a: IpAddr| match a {
+        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    };
+    cfg.appliance
+        .private_ip
+        .and_then(v4)
+        .or_else(|| {
+            cfg.tunnels
+                .iter()
+                .flat_map(|t| &t.inside)
+                .find_map(|p| v4(p.addr))
+        })
+        .or_else(|| cfg.appliance.public_ip.and_then(v4))
+}
+
+impl Loop {
+    fn new(cfg: &Config, bgp: &Bgp, wake: Arc<EventFd>, status: Arc<Mutex<Value>>) -> Result<Self> {
+        let (connect_tx, connect_rx) = mpsc::channel();
+        let mut neighbors = Vec::new();
+        for n in &bgp.neighbors {
+            let ifindex = match &n.tunnel {
+                Some(name) => {
+                    let dev = format!("bh-{name}");
+                    Some(
+                        bh_sys::link::ifindex(&dev)
+                            .with_context(|| format!("neighbor {}: device {dev}", n.address))?,
+                    )
+                }
+                None => None,
+            };
+            neighbors.push((n.clone(), ifindex));
+        }
+        Ok(Self {
+            bgp: bgp.clone(),
+            speaker: None,
+            neighbors,
+            peers: BTreeMap::new(),
+            info: HashMap::new(),
+            origin: std::time::Instant::now(),
+            epoll: Epoll::new().context("epoll")?,
+            wake,
+            listener: None,
+            links: None,
+            conns: HashMap::new(),
+            connecting: HashMap::new(),
+            connect_tx,
+            connect_rx,
+            fib: None,
+            fib_dirty: false,
+            best: BTreeMap::new(),
+            down: BTreeSet::new(),
+            status,
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn now(&self) -> bh_bgp::Instant {
+        let ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        bh_bgp::Instant::from_nanos(ns)
+    }
+
+    /// Sockets, the start-up reconcile and the speaker; errors stop the daemon's start.
+    fn init(&mut self) -> Result<()> {
+        let bgp = &self.bgp;
+        let router_id = bgp
+            .router_id
+            .or_else(|| default_router_id(&self.cfg))
+            .context("[bgp] has no router_id and this host has no IPv4 address in the configuration to use")?;
+        let mut fib = FibSync::open(bh_fib::Scope {
+            table: bgp.table,
+            protocol: crate::daemon::RTPROT_BRIDGEHEAD,
+            metric: bgp.metric,
+        })?;
+        // Start-up: our routes from an earlier run are stale until the speaker relearns them.
+        fib.sync(&bh_fib::Desired::new())
+            .context("removing stale BGP routes")?;
+        self.fib = Some(fib);
+
+        let listener = TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, BGP_PORT))
+            .or_else(|_| TcpListener::bind((Ipv4Addr::UNSPECIFIED, BGP_PORT)))
+            .context("listening on TCP port 179")?;
+        listener.set_nonblocking(true)?;
+        self.epoll.add(listener.as_raw_fd(), TOKEN_LISTEN)?;
+        self.listener = Some(listener);
+        self.epoll.add(self.wake.as_raw_fd(), TOKEN_WAKE)?;
+        match LinkWatch::open() {
+            Ok(w) => {
+                self.epoll.add(w.as_raw_fd(), TOKEN_LINKS)?;
+                self.links = Some(w);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no link watch: device state changes are not seen")
+            }
+        }
+
+        let seed = {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(self.origin)
+        };
+        let mut sc = SpeakerConfig::new(bgp.asn, router_id, seed);
+        sc.networks = bgp
+            .advertise
+            .iter()
+            .map(to_bgp_prefix)
+            .collect::<Result<_>>()?;
+        sc.max_paths = bgp.multipath;
+        let mut speaker = Speaker::new(sc);
+        let now = self.now();
+        for (i, (n, _)) in self.neighbors.iter().enumerate() {
+            let mut nc = NeighborConfig::new(n.address, n.asn);
+            nc.session.hold_time = n.hold_time;
+            nc.session.passive = n.passive;
+            nc.session.connect_retry = CONNECT_RETRY;
+            let local = local_addr_towards(n.address);
+            let tunnel = n
+                .tunnel
+                .as_ref()
+                .and_then(|name| self.cfg.tunnels.iter().find(|t| &t.name == name));
+            let inside = |want_v4: bool| {
+                tunnel.and_then(|t| {
+                    t.inside
+                        .iter()
+                        .map(|p| p.addr)
+                        .find(|a| a.is_ipv4() == want_v4)
+                })
+            };
+            nc.next_hop_v4 = match local.filter(IpAddr::is_ipv4).or_else(|| inside(true)) {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            };
+            nc.next_hop_v6 = match local.filter(IpAddr::is_ipv6).or_else(|| inside(false)) {
+                Some(IpAddr::V6(a)) => Some(a),
+                _ => None,
+            };
+            nc.import = n.import.as_deref().map(prefix_list).transpose()?;
+            nc.export = n.export.as_deref().map(prefix_list).transpose()?;
+            nc.prepend = n.prepend;
+            nc.med = n.med;
+            nc.max_prefix = n.max_prefix.map(|m| {
+                let action = match n.max_prefix_action {
+                    bh_config::MaxPrefixAction::Teardown => MaxPrefixAction::Teardown,
+                    bh_config::MaxPrefixAction::Warn => MaxPrefixAction::Warn,
+                };
+                (usize::try_from(m).unwrap_or(usize::MAX), action)
+            });
+            nc.max_advertised = n
+                .max_advertise
+                .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+            let id = speaker.add_neighbor(now, nc);
+            self.peers.insert(id, i);
+            self.info.insert(id, PeerInfo::default());
+            tracing::info!(neighbor = %n.address, asn = n.asn, tunnel = ?n.tunnel, "BGP neighbor configured");
+        }
+        self.speaker = Some(speaker);
+        tracing::info!(asn = bgp.asn, %router_id, table = bgp.table, "BGP speaker started");
+        self.drain();
+        Ok(())
+    }
+
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(64);
+        while !stop.load(Ordering::SeqCst) {
+            let timeout = self.wait_ms();
+            if let Err(e) = self.epoll.wait(&mut events, timeout) {
+                tracing::error!(error = %e, "epoll failed; BGP stops");
+                break;
+            }
+            let ready: Vec<u64> = events.iter().map(|e| e.token).collect();
+            for token in ready {
+                match token {
+                    TOKEN_WAKE => {
+                        let _ = self.wake.drain();
+                        self.connect_results();
+                    }
+                    TOKEN_LISTEN => self.accept_all(),
+                    TOKEN_LINKS => self.link_events(),
+                    t => self.readable(ConnId(t - TOKEN_CONN)),
+                }
+            }
+            let now = self.now();
+            if let Some(sp) = self.speaker.as_mut() {
+                if sp.poll_timeout().is_some_and(|t| t <= now) {
+                    sp.handle_timeout(now);
+                }
+            }
+            self.drain();
+            self.flush_backlogs();
+            self.sync_fib();
+            self.publish_status();
+        }
+        // Stopping: close the connections and take our routes out of the kernel.
+        for (_, c) in self.conns.drain() {
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(f) = self.fib.as_mut() {
+            if let Err(e) = f.sync(&bh_fib::Desired::new()) {
+                tracing::warn!(error = %e, "cannot withdraw BGP routes from the kernel");
+            }
+        }
+    }
+
+    fn wait_ms(&self) -> i32 {
+        let mut d = TICK;
+        if let Some(t) = self.speaker.as_ref().and_then(Speaker::poll_timeout) {
+            d = d.min(t.saturating_duration_since(self.now()));
+        }
+        if self.conns.values().any(|c| !c.backlog.is_empty()) {
+            d = d.min(Duration::from_millis(20));
+        }
+        i32::try_from(d.as_millis()).unwrap_or(200)
+    }
+
+    fn accept_all(&mut self) {
+        let Some(l) = self.listener.as_ref() else {
+            return;
+        };
+        let mut accepted = Vec::new();
+        loop {
+            match l.accept() {
+                Ok((s, from)) => accepted.push((s, from)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    break;
+                }
+            }
+        }
+        for (stream, from) in accepted {
+            let ip = from.ip().to_canonical();
+            let now = self.now();
+            let Some(sp) = self.speaker.as_mut() else {
+                return;
+            };
+            let Some(peer) = sp.neighbor_by_addr(ip) else {
+                tracing::info!(from = %ip, "BGP connection from an unknown address closed");
+                continue;
+            };
+            let Some(conn) = sp.accept(now, peer) else {
+                tracing::debug!(from = %ip, "BGP connection refused by the session");
+                continue;
+            };
+            if let Err(e) = self.register(conn, peer, stream) {
+                tracing::warn!(error = %e, "cannot use accepted connection");
+                if let Some(sp) = self.speaker.as_mut() {
+                    sp.closed(now, conn);
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, conn: ConnId, peer: PeerId, stream: TcpStream) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        let _ = stream.set_nodelay(true);
+        let multihop = self
+            .peers
+            .get(&peer)
+            .and_then(|&i| self.neighbors.get(i))
+            .and_then(|(n, _)| n.multihop);
+        if stream.peer_addr()?.ip().to_canonical().is_ipv4() {
+            let _ = stream.set_ttl(u32::from(multihop.unwrap_or(1)));
+        }
+        self.epoll.add(stream.as_raw_fd(), TOKEN_CONN + conn.0)?;
+        self.conns.insert(
+            conn,
+            Conn {
+                stream,
+                backlog: Vec::new(),
+                peer,
+            },
+        );
+        Ok(())
+    }
+
+    fn connect_results(&mut self) {
+        while let Ok((conn, res)) = self.connect_rx.try_recv() {
+            let Some(peer) = self.connecting.remove(&conn) else {
+                continue; // the speaker gave up on it meanwhile
+            };
+            let now = self.now();
+            let peer = Some(peer);
+            match (res, peer) {
+                (Ok(stream), Some(peer)) => match self.register(conn, peer, stream) {
+                    Ok(()) => {
+                        if let Some(sp) = self.speaker.as_mut() {
+                            sp.connected(now, conn);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connection unusable");
+                        if let Some(sp) = self.speaker.as_mut() {
+                            sp.closed(now, conn);
+                        }
+                    }
+                },
+                (Err(e), _) => {
+                    tracing::debug!(error = %e, "BGP connect failed");
+                    if let Some(sp) = self.speaker.as_mut() {
+                        sp.closed(now, conn);
+                    }
+                }
+                (Ok(_), None) => {
+                    if let Some(sp) = self.speaker.as_mut() {
+                        sp.closed(now, conn);
+                    }
+                }
+            }
+        }
+    }
+
+    fn readable(&mut self, conn: ConnId) {
+        let mut buf = [0u8; 65536];
+        let mut closed = false;
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    let data = buf.get(..n).unwrap_or(&[]);
+                    let peer = c.peer;
+                    if let Some(i) = self.info.get_mut(&peer) {
+                        if let Some((code, sub)) = i.rx.feed(data) {
+                            i.last_error = format!("received NOTIFICATION {code}/{sub}");
+                        }
+                    }
+                    let now = self.now();
+                    if let Some(sp) = self.speaker.as_mut() {
+                        sp.received(now, conn, data);
+                    }
+                    // Answer as we go, so a large table never piles up unanswered keepalives.
+                    self.drain();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "BGP connection error");
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed {
+            self.drop_conn(conn);
+            let now = self.now();
+            if let Some(sp) = self.speaker.as_mut() {
+                sp.closed(now, conn);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            let _ = self.epoll.delete(c.stream.as_raw_fd());
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Writes as much of `conn`'s backlog as the socket takes; false if the connection failed.
+    fn write_out(c: &mut Conn) -> bool {
+        while !c.backlog.is_empty() {
+            match c.stream.write(&c.backlog) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    c.backlog.drain(..n.min(c.backlog.len()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        c.backlog.len() <= MAX_BACKLOG
+    }
+
+    fn flush_backlogs(&mut self) {
+        let failed: Vec<ConnId> = self
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| !c.backlog.is_empty())
+            .filter_map(|(id, c)| (!Self::write_out(c)).then_some(*id))
+            .collect();
+        for conn in failed {
+            self.drop_conn(conn);
+            let now = self.now();
+            if let Some(sp) = self.speaker.as_mut() {
+                sp.closed(now, conn);
+            }
+        }
+    }
+
+    /// Handles everything the speaker asked for.
+    fn drain(&mut self) {
+        while let Some(out) = self.speaker.as_mut().and_then(Speaker::poll_output) {
+            match out {
+                Output::Connect { conn, peer, addr } => {
+                    self.connecting.insert(conn, peer);
+                    let tx = self.connect_tx.clone();
+                    let wake = Arc::clone(&self.wake);
+                    let spawned = std::thread::Builder::new()
+                        .name("bgp-connect".into())
+                        .spawn(move || {
+                            let r = TcpStream::connect_timeout(
+                                &SocketAddr::new(addr, BGP_PORT),
+                                CONNECT_TIMEOUT,
+                            );
+                            let _ = tx.send((conn, r));
+                            let _ = wake.notify();
+                        });
+                    if spawned.is_err() {
+                        self.connecting.remove(&conn);
+                        let now = self.now();
+                        if let Some(sp) = self.speaker.as_mut() {
+                            sp.closed(now, conn);
+                        }
+                    }
+                }
+                Output::Send { conn, data } => {
+                    let Some(c) = self.conns.get_mut(&conn) else {
+                        continue;
+                    };
+                    if let Some(i) = self.info.get_mut(&c.peer) {
+                        if let Some((code, sub)) = i.tx.feed(&data) {
+                            i.last_error = format!("sent NOTIFICATION {code}/{sub}");
+                        }
+                    }
+                    c.backlog.extend_from_slice(&data);
+                    if !Self::write_out(c) {
+                        self.drop_conn(conn);
+                        let now = self.now();
+                        if let Some(sp) = self.speaker.as_mut() {
+                            sp.closed(now, conn);
+                        }
+                    }
+                }
+                Output::Close { conn } => {
+                    self.connecting.remove(&conn);
+                    if let Some(mut c) = self.conns.remove(&conn) {
+                        let _ = self.epoll.delete(c.stream.as_raw_fd());
+                        // Give the NOTIFICATION queued before the close a moment to leave.
+                        let _ = c.stream.set_nonblocking(false);
+                        let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
+                        let _ = c.stream.write_all(&c.backlog);
+                        c.backlog.clear();
+                        let _ = c.stream.shutdown(std::net::Shutdown::Write);
+                    }
+                }
+                Output::Event(ev) => self.event(ev),
+            }
+        }
+    }
+
+    fn neighbor_name(&self, peer: PeerId) -> String {
+        self.peers
+            .get(&peer)
+            .and_then(|&i| self.neighbors.get(i))
+            .map_or_else(|| format!("{peer:?}"), |(n, _)| n.address.to_string())
+    }
+
+    fn event(&mut self, ev: SpeakerEvent) {
+        match ev {
+            SpeakerEvent::PeerUp { peer, negotiated } => {
+                tracing::info!(neighbor = %self.neighbor_name(peer), asn = negotiated.peer_asn, hold = negotiated.hold_time, families = ?negotiated.families, "BGP session established");
+                if let Some(i) = self.info.get_mut(&peer) {
+                    i.up_since = Some(std::time::Instant::now());
+                    i.last_error.clear();
+                }
+            }
+            SpeakerEvent::PeerDown {
+                peer,
+                reason,
+                graceful_restart,
+            } => {
+                let why = match &reason {
+                    DownReason::NotificationSent(n) => {
+                        format!("sent NOTIFICATION {}/{}", n.code, n.subcode)
+                    }
+                    DownReason::NotificationReceived(n) => {
+                        format!("received NOTIFICATION {}/{}", n.code, n.subcode)
+                    }
+                    DownReason::TcpClosed => "TCP connection closed".to_owned(),
+                    DownReason::Stopped => "stopped".to_owned(),
+                };
+                tracing::warn!(neighbor = %self.neighbor_name(peer), reason = %why, graceful_restart, "BGP session down");
+                if let Some(i) = self.info.get_mut(&peer) {
+                    i.up_since = None;
+                    i.last_error = why;
+                    i.flaps = i.flaps.saturating_add(1);
+                }
+            }
+            SpeakerEvent::BestRoutesChanged { prefix, next_hops } => {
+                let Ok(p) = bh_fib::Prefix::new(prefix.addr(), prefix.len()) else {
+                    return;
+                };
+                if next_hops.is_empty() {
+                    self.best.remove(&p);
+                } else {
+                    self.best.insert(p, next_hops);
+                }
+                self.fib_dirty = true;
+            }
+            SpeakerEvent::MaxPrefixExceeded {
+                peer,
+                limit,
+                action,
+            } => {
+                tracing::warn!(neighbor = %self.neighbor_name(peer), limit, ?action, "neighbor sent more prefixes than max_prefix");
+                if let Some(i) = self.info.get_mut(&peer) {
+                    i.last_error = format!("max_prefix {limit} exceeded ({action:?})");
+                }
+            }
+            SpeakerEvent::AdvertisementLimited { peer, limit } => {
+                tracing::warn!(neighbor = %self.neighbor_name(peer), limit, "advertisements held back at max_advertise");
+            }
+            SpeakerEvent::UpdateError { peer, error } => {
+                tracing::warn!(neighbor = %self.neighbor_name(peer), error = ?error, "malformed UPDATE handled per RFC 7606");
+            }
+        }
+    }
+
+    fn link_events(&mut self) {
+        let Some(w) = self.links.as_mut() else {
+            return;
+        };
+        let evs = match w.wait(Duration::from_millis(1)) {
+            Ok(evs) => evs,
+            Err(e) => {
+                tracing::warn!(error = %e, "link notifications lost; rechecking on the next change");
+                return;
+            }
+        };
+        let ours: BTreeSet<u32> = self.neighbors.iter().filter_map(|(_, i)| *i).collect();
+        for ev in evs {
+            if !ours.contains(&ev.ifindex) {
+                continue;
+            }
+            let changed = if ev.usable() {
+                self.down.remove(&ev.ifindex)
+            } else {
+                self.down.insert(ev.ifindex)
+            };
+            if changed {
+                tracing::warn!(ifindex = ev.ifindex, device = ?ev.name, usable = ev.usable(), "tunnel device state changed; routes through it follow");
+                self.fib_dirty = true;
+            }
+        }
+    }
+
+    /// The kernel next hop for a BGP next hop learned from `peer`.
+    fn kernel_hop(&mut self, hop: &bh_bgp::speaker::NextHop) -> Option<bh_fib::NextHop> {
+        let dev = self
+            .peers
+            .get(&hop.peer)
+            .and_then(|&i| self.neighbors.get(i))
+            .and_then(|(_, ifindex)| *ifindex);
+        match dev {
+            // Over a tunnel: IPv4 as a device route (point-to-point, always valid); IPv6 with
+            // the gateway, which the kernel needs for IPv6 ECMP.
+            Some(ifindex) => Some(bh_fib::NextHop {
+                ifindex,
+                gateway: hop.addr.is_ipv6().then_some(hop.addr),
+            }),
+            None => {
+                let ifindex = self.fib.as_mut()?.connected_ifindex(hop.addr)?;
+                Some(bh_fib::NextHop {
+                    ifindex,
+                    gateway: Some(hop.addr),
+                })
+            }
+        }
+    }
+
+    fn desired(&mut self) -> bh_fib::Desired {
+        let best = std::mem::take(&mut self.best);
+        let mut want = bh_fib::Desired::new();
+        for (p, hops) in &best {
+            let mut set: BTreeSet<bh_fib::NextHop> =
+                hops.iter().filter_map(|h| self.kernel_hop(h)).collect();
+            set.retain(|h| !self.down.contains(&h.ifindex));
+            if !set.is_empty() {
+                want.insert(*p, set);
+            }
+        }
+        self.best = best;
+        want
+    }
+
+    fn sync_fib(&mut self) {
+        if !self.fib_dirty {
+            return;
+        }
+        self.fib_dirty = false;
+        let want = self.desired();
+        if let Some(f) = self.fib.as_mut() {
+            if let Err(e) = f.sync(&want) {
+                tracing::warn!(error = %e, "FIB sync failed; retrying");
+                self.fib_dirty = true;
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let Some(sp) = self.speaker.as_ref() else {
+            return;
+        };
+        let neighbors: Vec<Value> = sp
+            .neighbors()
+            .map(|(id, nc, state, received, sent)| {
+                let info = self.info.get(&id);
+                let (n, dev) = self
+                    .peers
+                    .get(&id)
+                    .and_then(|&i| self.neighbors.get(i))
+                    .map_or((None, None), |(n, d)| (Some(n), *d));
+                json!({
+                    "address": nc.address.to_string(),
+                    "asn": nc.session.peer_asn,
+                    "tunnel": n.and_then(|n| n.tunnel.clone()),
+                    "device_up": dev.map(|d| !self.down.contains(&d)),
+                    "state": state_name(state),
+                    "uptime_secs": info.and_then(|i| i.up_since).map(|t| t.elapsed().as_secs()),
+                    "prefixes_received": received,
+                    "prefixes_sent": sent,
+                    "messages_received": info.map_or(0, |i| i.rx.count),
+                    "messages_sent": info.map_or(0, |i| i.tx.count),
+                    "flaps": info.map_or(0, |i| i.flaps),
+                    "last_error": info.map(|i| i.last_error.clone()).filter(|s| !s.is_empty()),
+                })
+            })
+            .collect();
+        let fib = self.fib.as_ref();
+        let routes: Vec<Value> = self
+            .best
+            .iter()
+            .take(STATUS_ROUTES)
+            .map(|(p, hops)| {
+                json!({
+                    "prefix": p.to_string(),
+                    "next_hops": hops.iter().map(|h| json!({
+                        "address": h.addr.to_string(),
+                        "neighbor": self.neighbor_name(h.peer),
+                    })).collect::<Vec<_>>(),
+                    "installed": fib.is_some_and(|f| f.is_installed(p)),
+                })
+            })
+            .collect();
+        let c = fib.map(FibSync::counters).unwrap_or_default();
+        let v = json!({
+            "asn": self.bgp.asn,
+            "router_id": sp.config().router_id.to_string(),
+            "table": self.bgp.table,
+            "metric": self.bgp.metric,
+            "neighbors": neighbors,
+            "routes_total": self.best.len(),
+            "routes": routes,
+            "fib": { "replaced": c.replaced, "deleted": c.deleted, "conflicts": c.conflicts, "errors": c.errors },
+        });
+        if let Ok(mut s) = self.status.lock() {
+            *s = v;
+        }
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Idle => "Idle",
+        State::Connect => "Connect",
+        State::Active => "Active",
+        State::OpenSent => "OpenSent",
+        State::OpenConfirm => "OpenConfirm",
+        State::Established => "Established",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(len: u16) -> Vec<u8> {
+        let mut m = vec![0xff; 16];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.resize(usize::from(len), 4);
+        m
+    }
+
+    #[test]
+    fn message_counter_counts_across_any_split() {
+        let mut stream = Vec::new();
+        for len in [19u16, 29, 4096, 19, 45] {
+            stream.extend(msg(len));
+        }
+        for chunk in [1usize, 3, 17, 18, 19, 100, 5000] {
+            let mut c = MsgCounter::default();
+            for part in stream.chunks(chunk) {
+                c.feed(part);
+            }
+            assert_eq!(c.count, 5, "chunks of {chunk}");
+        }
+        let mut c = MsgCounter::default();
+        c.feed(&stream[..stream.len() - 1]);
+        assert_eq!(c.count, 4, "the last message is incomplete");
+        // A NOTIFICATION (type 3) Bad Peer AS (2/2) after a KEEPALIVE, split mid-header.
+        let mut n = msg(21);
+        n[18] = 3;
+        n[19] = 2;
+        n[20] = 2;
+        let mut k = msg(19);
+        k[18] = 4;
+        k.extend(n);
+        let mut c = MsgCounter::default();
+        assert_eq!(c.feed(&k[..25]), None);
+        assert_eq!(c.feed(&k[25..]), Some((2, 2)));
+        assert_eq!((c.count, c.last_notification), (2, Some((2, 2))));
     }
 }

@@ -86,6 +86,8 @@ pub struct Bgpd {
     ns: String,
     dir: PathBuf,
     cfg: BgpdConfig,
+    /// The BGP daemon's PID (FRR: bgpd's).
+    pid: u32,
 }
 
 /// A neighbor's session as the daemon reports it.
@@ -97,6 +99,9 @@ pub struct PeerState {
     /// The daemon's own words about the last error or reset (for example "Received: Bad peer
     /// AS" in BIRD), empty when it says nothing.
     pub last_error: String,
+    /// NOTIFICATION messages received from the neighbor, where the daemon counts them (GoBGP;
+    /// it does not log the code of a NOTIFICATION that arrives before Established).
+    pub notifications_received: Option<u64>,
 }
 
 fn bird_sock(dir: &Path) -> PathBuf {
@@ -115,11 +120,12 @@ impl Bgpd {
         cfg: &BgpdConfig,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let me = Self {
+        let mut me = Self {
             kind,
             ns: ns.to_owned(),
             dir: dir.to_owned(),
             cfg: cfg.clone(),
+            pid: 0,
         };
         match kind {
             Kind::Bird => {
@@ -134,7 +140,7 @@ impl Bgpd {
                     .arg(dir.join("bird.pid"));
                 c.stdout(log_file(dir, "bird.out")?)
                     .stderr(log_file(dir, "bird.err")?);
-                nss.spawn(label, c)?;
+                me.pid = nss.spawn(label, c)?;
             }
             Kind::Frr => {
                 // FRR drops to user frr: its files must be writable by it.
@@ -158,7 +164,7 @@ impl Bgpd {
                         .args(["-P", "0"]); // no vty on TCP: vtysh uses the socket
                     c.stdout(log_file(dir, &format!("{daemon}.out"))?)
                         .stderr(log_file(dir, &format!("{daemon}.err"))?);
-                    nss.spawn(&format!("{label}-{daemon}"), c)?;
+                    me.pid = nss.spawn(&format!("{label}-{daemon}"), c)?;
                     if daemon == "zebra" {
                         wait_for(Duration::from_secs(10), "zebra's zserv socket", || {
                             Ok(dir.join("zserv.api").exists())
@@ -174,13 +180,16 @@ impl Bgpd {
                     .args(["-l", "debug", "--log-plain"]);
                 c.stdout(log_file(dir, "gobgpd.log")?)
                     .stderr(log_file(dir, "gobgpd.err")?);
-                nss.spawn(label, c)?;
+                me.pid = nss.spawn(label, c)?;
                 for p in &cfg.announce {
                     // The API comes up a moment after start.
                     wait_for(Duration::from_secs(10), "gobgpd's API", || {
                         Ok(me.gobgp(nss, &["global"]).is_ok())
                     })?;
-                    me.gobgp(nss, &["global", "rib", "add", "-a", afi(p), p])?;
+                    me.gobgp(
+                        nss,
+                        &["global", "rib", "add", "-a", afi(p), p, "origin", "igp"],
+                    )?;
                 }
             }
         }
@@ -196,6 +205,11 @@ impl Bgpd {
     /// The daemon.
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// The PID of the BGP daemon (for FRR, of bgpd), started by [`Bgpd::start`].
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// A cheap query that succeeds once the daemon answers.
@@ -255,7 +269,11 @@ impl Bgpd {
                     .find_map(|l| l.trim().strip_prefix("Last error:"))
                     .map(|s| s.trim().to_owned())
                     .unwrap_or_default();
-                Ok(PeerState { state, last_error })
+                Ok(PeerState {
+                    state,
+                    last_error,
+                    notifications_received: None,
+                })
             }
             Kind::Frr => {
                 let out = self.vtysh(nss, &format!("show bgp neighbors {neighbor} json"))?;
@@ -278,6 +296,7 @@ impl Bgpd {
                 Ok(PeerState {
                     state: normalise_state(&state),
                     last_error,
+                    notifications_received: None,
                 })
             }
             Kind::Gobgp => {
@@ -293,9 +312,11 @@ impl Bgpd {
                     Some(6) => "Established".to_owned(),
                     _ => normalise_state(st.as_str().unwrap_or_default()),
                 };
+                let received = &v["state"]["messages"]["received"];
                 Ok(PeerState {
                     state,
                     last_error: String::new(),
+                    notifications_received: received["notification"].as_u64(),
                 })
             }
         }
@@ -407,8 +428,24 @@ impl Bgpd {
                 )?;
             }
             Kind::Gobgp => {
-                let verb = if add { "add" } else { "del" };
-                self.gobgp(nss, &["global", "rib", verb, "-a", afi(prefix), prefix])?;
+                if add {
+                    // ORIGIN IGP, as BIRD's and FRR's own networks have.
+                    self.gobgp(
+                        nss,
+                        &[
+                            "global",
+                            "rib",
+                            "add",
+                            "-a",
+                            afi(prefix),
+                            prefix,
+                            "origin",
+                            "igp",
+                        ],
+                    )?;
+                } else {
+                    self.gobgp(nss, &["global", "rib", "del", "-a", afi(prefix), prefix])?;
+                }
             }
         }
         Ok(())
@@ -659,6 +696,7 @@ mod tests {
             ns: "x".into(),
             dir: "/tmp/x".into(),
             cfg: cfg(),
+            pid: 0,
         }
     }
 
