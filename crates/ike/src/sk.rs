@@ -4,8 +4,8 @@
 //! Sealing builds the whole datagram: header, clear payloads, then the SK payload with IV,
 //! ciphertext (inner payloads || padding || pad length) and ICV; the ICV (CBC) or AEAD tag
 //! covers everything from the IKE header on. Opening checks the ICV in constant time before
-//! anything is decrypted. Not done here: SKF fragmentation on send (fragments are decoded by
-//! [`crate::wire`], but the engine neither splits nor reassembles them yet).
+//! anything is decrypted. [`seal_fragments`] and [`open_fragment`] do the same per
+//! Encrypted Fragment payload (RFC 7383 §2.5); reassembly is the endpoint's.
 
 use bh_crypto::{DhGroup, EspEncr, EspInteg, Prf, SecureRandom, Zeroizing, aead, aes_cbc, integ};
 
@@ -255,15 +255,7 @@ pub fn seal(
 ) -> Result<Vec<u8>, SkError> {
     let mut plain = Zeroizing::new(Vec::new());
     let first_inner = wire::encode_payloads(inner, &mut plain)?;
-    // Padding: CBC needs a whole number of blocks including the Pad Length octet; AEAD needs
-    // none (RFC 5282 §3).
-    let pad = if suite.is_aead() {
-        0
-    } else {
-        (aes_cbc::BLOCK_LEN - (plain.len() + 1) % aes_cbc::BLOCK_LEN) % aes_cbc::BLOCK_LEN
-    };
-    plain.extend(std::iter::repeat_n(0u8, pad));
-    plain.push(u8::try_from(pad).map_err(|_| SkError::Cipher)?);
+    pad(&mut plain, suite)?;
 
     let mut iv = vec![0u8; suite.iv_len()];
     rng.fill(&mut iv);
@@ -301,22 +293,175 @@ pub fn seal(
             .map_err(|_| SkError::Encode(EncodeError::TooLong))?
             .to_be_bytes(),
     );
+    protect_body(&mut out, &iv, plain, suite, keys)?;
+    Ok(out)
+}
+
+/// Appends IV || ciphertext || ICV to `out`, which holds everything before the IV (the AAD
+/// for AEAD, the start of the ICV coverage for CBC).
+fn protect_body(
+    out: &mut Vec<u8>,
+    iv: &[u8],
+    mut plain: Zeroizing<Vec<u8>>,
+    suite: &IkeSuite,
+    keys: &DirKeys,
+) -> Result<(), SkError> {
     if suite.is_aead() {
         let aad = out.clone();
-        let (nonce, klen) = aead_nonce(&keys.encr, &iv)?;
+        let (nonce, klen) = aead_nonce(&keys.encr, iv)?;
         let key = keys.encr.get(..klen).ok_or(SkError::Cipher)?;
         let ct =
             aead::seal_raw(suite.encr, key, &nonce, &aad, &plain).map_err(|_| SkError::Cipher)?;
-        out.extend_from_slice(&iv);
+        out.extend_from_slice(iv);
         out.extend_from_slice(&ct);
     } else {
-        aes_cbc::encrypt(&keys.encr, &iv, &mut plain).map_err(|_| SkError::Cipher)?;
-        out.extend_from_slice(&iv);
+        aes_cbc::encrypt(&keys.encr, iv, &mut plain).map_err(|_| SkError::Cipher)?;
+        out.extend_from_slice(iv);
         out.extend_from_slice(&plain);
-        let icv = integ::compute(suite.integ, &keys.integ, &out).map_err(|_| SkError::Cipher)?;
+        let icv = integ::compute(suite.integ, &keys.integ, out).map_err(|_| SkError::Cipher)?;
         out.extend_from_slice(&icv);
     }
+    Ok(())
+}
+
+/// Pads `plain` for `suite` (RFC 7296 §3.14: CBC to the block size including the Pad Length
+/// octet; AEAD none, RFC 5282 §3) and appends the Pad Length.
+fn pad(plain: &mut Zeroizing<Vec<u8>>, suite: &IkeSuite) -> Result<(), SkError> {
+    let pad = if suite.is_aead() {
+        0
+    } else {
+        (aes_cbc::BLOCK_LEN - (plain.len() + 1) % aes_cbc::BLOCK_LEN) % aes_cbc::BLOCK_LEN
+    };
+    plain.extend(std::iter::repeat_n(0u8, pad));
+    plain.push(u8::try_from(pad).map_err(|_| SkError::Cipher)?);
+    Ok(())
+}
+
+/// Verifies and decrypts `body` (IV || ciphertext || ICV), the last `body.len()` octets of
+/// `data`, and strips the padding.
+fn unprotect(
+    data: &[u8],
+    body: &[u8],
+    suite: &IkeSuite,
+    keys: &DirKeys,
+) -> Result<Zeroizing<Vec<u8>>, SkError> {
+    let body_len = body.len();
+    let body_start = data.len().checked_sub(body_len).ok_or(SkError::Malformed)?;
+    let iv_len = suite.iv_len();
+    let icv_len = suite.icv_len();
+    if body_len < iv_len + icv_len + 1 {
+        return Err(SkError::Malformed);
+    }
+    let iv = body.get(..iv_len).ok_or(SkError::Malformed)?;
+    let mut plain = if suite.is_aead() {
+        let aad = data.get(..body_start).ok_or(SkError::Malformed)?;
+        let (nonce, klen) = aead_nonce(&keys.encr, iv)?;
+        let key = keys.encr.get(..klen).ok_or(SkError::Cipher)?;
+        let sealed = body.get(iv_len..).ok_or(SkError::Malformed)?;
+        aead::open_raw(suite.encr, key, &nonce, aad, sealed).map_err(|_| SkError::Integrity)?
+    } else {
+        let icv_at = data.len() - icv_len;
+        let (covered, icv) = data.split_at(icv_at);
+        integ::verify(suite.integ, &keys.integ, covered, icv).map_err(|_| SkError::Integrity)?;
+        let mut ct = Zeroizing::new(
+            body.get(iv_len..body_len - icv_len)
+                .ok_or(SkError::Malformed)?
+                .to_vec(),
+        );
+        aes_cbc::decrypt(&keys.encr, iv, &mut ct).map_err(|_| SkError::Malformed)?;
+        ct
+    };
+    let pad = usize::from(*plain.last().ok_or(SkError::Malformed)?);
+    let inner_len = plain.len().checked_sub(pad + 1).ok_or(SkError::Malformed)?;
+    plain.truncate(inner_len);
+    Ok(plain)
+}
+
+/// The most fragments a message is split into or reassembled from.
+pub const MAX_FRAGMENTS: u16 = 64;
+
+/// Seals `inner` as Encrypted Fragment payloads (RFC 7383 §2.5), each datagram at most
+/// `max_len` octets (the IKE message, without UDP/IP headers or the non-ESP marker).
+pub fn seal_fragments(
+    header: &Header,
+    inner: &[Payload],
+    suite: &IkeSuite,
+    keys: &DirKeys,
+    rng: &mut dyn SecureRandom,
+    max_len: usize,
+) -> Result<Vec<Vec<u8>>, SkError> {
+    let mut all = Zeroizing::new(Vec::new());
+    let first_inner = wire::encode_payloads(inner, &mut all)?;
+    // Header, SKF header (generic + number + total), IV, ICV, worst-case padding.
+    let overhead =
+        HEADER_LEN + PAYLOAD_HEADER_LEN + 4 + suite.iv_len() + suite.icv_len() + aes_cbc::BLOCK_LEN;
+    let chunk = max_len.saturating_sub(overhead).max(64);
+    let total = u16::try_from(all.len().div_ceil(chunk).max(1))
+        .map_err(|_| SkError::Encode(EncodeError::TooLong))?;
+    if total > MAX_FRAGMENTS {
+        return Err(SkError::Encode(EncodeError::TooLong));
+    }
+    let mut out = Vec::with_capacity(usize::from(total));
+    for (i, c) in all.chunks(chunk).enumerate() {
+        let number = u16::try_from(i + 1).map_err(|_| SkError::Encode(EncodeError::TooLong))?;
+        let mut plain = Zeroizing::new(c.to_vec());
+        pad(&mut plain, suite)?;
+        let mut iv = vec![0u8; suite.iv_len()];
+        rng.fill(&mut iv);
+        let skf_len = PAYLOAD_HEADER_LEN + 4 + iv.len() + plain.len() + suite.icv_len();
+        let mut d = Vec::with_capacity(HEADER_LEN + skf_len);
+        header.encode(PayloadType::SKF, HEADER_LEN + skf_len, &mut d)?;
+        d.push(if i == 0 { first_inner.0 } else { 0 });
+        d.push(0);
+        d.extend_from_slice(
+            &u16::try_from(skf_len)
+                .map_err(|_| SkError::Encode(EncodeError::TooLong))?
+                .to_be_bytes(),
+        );
+        d.extend_from_slice(&number.to_be_bytes());
+        d.extend_from_slice(&total.to_be_bytes());
+        protect_body(&mut d, &iv, plain, suite, keys)?;
+        out.push(d);
+    }
     Ok(out)
+}
+
+/// One authenticated, decrypted fragment.
+#[derive(Debug)]
+pub struct OpenedFragment {
+    /// The header.
+    pub header: Header,
+    /// Fragment number, from 1.
+    pub number: u16,
+    /// Total fragments.
+    pub total: u16,
+    /// First inner payload type (meaningful in fragment 1).
+    pub first_inner: PayloadType,
+    /// The decrypted fragment content, padding removed.
+    pub plain: Zeroizing<Vec<u8>>,
+}
+
+/// Verifies and decrypts a message made of one SKF payload (RFC 7383 §2.5).
+pub fn open_fragment(
+    data: &[u8],
+    suite: &IkeSuite,
+    keys: &DirKeys,
+) -> Result<OpenedFragment, SkError> {
+    let msg = Message::decode(data)?;
+    let [Payload::Skf(f)] = msg.payloads.as_slice() else {
+        return Err(SkError::Malformed);
+    };
+    if f.total > MAX_FRAGMENTS {
+        return Err(SkError::Malformed);
+    }
+    let plain = unprotect(data, &f.body, suite, keys)?;
+    Ok(OpenedFragment {
+        header: msg.header,
+        number: f.number,
+        total: f.total,
+        first_inner: f.first_inner,
+        plain,
+    })
 }
 
 /// A decoded protected message: header, clear payloads (ending with the SK payload, whose
@@ -338,41 +483,7 @@ pub fn open(data: &[u8], suite: &IkeSuite, keys: &DirKeys) -> Result<Opened, SkE
     let Some(Payload::Sk(sk)) = clear.pop() else {
         return Err(SkError::Malformed);
     };
-    let body_len = sk.body.len();
-    let sk_start = data
-        .len()
-        .checked_sub(body_len + PAYLOAD_HEADER_LEN)
-        .ok_or(SkError::Malformed)?;
-    let iv_len = suite.iv_len();
-    let icv_len = suite.icv_len();
-    if body_len < iv_len + icv_len + 1 {
-        return Err(SkError::Malformed);
-    }
-    let iv = sk.body.get(..iv_len).ok_or(SkError::Malformed)?;
-    let mut plain = if suite.is_aead() {
-        let aad = data
-            .get(..sk_start + PAYLOAD_HEADER_LEN)
-            .ok_or(SkError::Malformed)?;
-        let (nonce, klen) = aead_nonce(&keys.encr, iv)?;
-        let key = keys.encr.get(..klen).ok_or(SkError::Cipher)?;
-        let sealed = sk.body.get(iv_len..).ok_or(SkError::Malformed)?;
-        aead::open_raw(suite.encr, key, &nonce, aad, sealed).map_err(|_| SkError::Integrity)?
-    } else {
-        let icv_at = data.len() - icv_len;
-        let (covered, icv) = data.split_at(icv_at);
-        integ::verify(suite.integ, &keys.integ, covered, icv).map_err(|_| SkError::Integrity)?;
-        let mut ct = Zeroizing::new(
-            sk.body
-                .get(iv_len..body_len - icv_len)
-                .ok_or(SkError::Malformed)?
-                .to_vec(),
-        );
-        aes_cbc::decrypt(&keys.encr, iv, &mut ct).map_err(|_| SkError::Malformed)?;
-        ct
-    };
-    let pad = usize::from(*plain.last().ok_or(SkError::Malformed)?);
-    let inner_len = plain.len().checked_sub(pad + 1).ok_or(SkError::Malformed)?;
-    plain.truncate(inner_len);
+    let plain = unprotect(data, &sk.body, suite, keys)?;
     let inner = wire::decode_payloads(sk.first_inner, &plain).map_err(SkError::InnerDecode)?;
     Ok(Opened {
         header: msg.header,
@@ -447,6 +558,47 @@ mod tests {
                     "{suite:?} byte {i}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn fragments_round_trip_and_are_each_authenticated() {
+        let mut rng = DeterministicRandom::from_seed([2; 32]);
+        for suite in suites() {
+            let keys =
+                IkeKeys::initial(suite, &[5; 32], &[1; 32], &[2; 32], &[3; 8], &[4; 8]).unwrap();
+            let header = Header {
+                spi_i: [3; 8],
+                spi_r: [4; 8],
+                version: VERSION_2_0,
+                exchange: ExchangeType::IKE_AUTH,
+                flags: FLAG_INITIATOR,
+                message_id: 1,
+            };
+            let inner = vec![
+                Payload::VendorId(vec![0x42; 700]),
+                Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])),
+            ];
+            let frags =
+                seal_fragments(&header, &inner, &suite, &keys.initiator, &mut rng, 300).unwrap();
+            assert!(frags.len() >= 3, "{}", frags.len());
+            let mut all = Vec::new();
+            let mut first = PayloadType::NONE;
+            for (i, f) in frags.iter().enumerate() {
+                assert!(f.len() <= 300, "{}", f.len());
+                let o = open_fragment(f, &suite, &keys.initiator).unwrap();
+                assert_eq!(usize::from(o.number), i + 1);
+                assert_eq!(usize::from(o.total), frags.len());
+                if i == 0 {
+                    first = o.first_inner;
+                }
+                all.extend_from_slice(&o.plain);
+                let mut t = f.clone();
+                let last = t.len() - 1;
+                t[last] ^= 0x80;
+                assert!(open_fragment(&t, &suite, &keys.initiator).is_err());
+            }
+            assert_eq!(crate::wire::decode_payloads(first, &all).unwrap(), inner);
         }
     }
 

@@ -714,3 +714,57 @@ fn spoofed_init_flood_creates_no_state_beyond_the_cookie_threshold() {
     assert_eq!(victim.snapshot().len(), 4);
     assert_eq!(answered_with_cookie, 196);
 }
+
+#[test]
+fn ike_fragmentation_both_ways_with_loss_of_a_fragment() {
+    let (mut a, mut b) = pair(true, suites()[1].1.clone(), suites()[1].2.clone());
+    for c in [&mut a, &mut b] {
+        c.lifetimes.child_rekey = Duration::from_secs(60);
+        c.lifetimes.jitter_percent = 0;
+    }
+    b.lifetimes.child_rekey = Duration::from_secs(1000);
+    let mut s = Sim::new(111, true, a.clone(), b.clone());
+    let settings = bh_ike::EndpointSettings {
+        retransmit_timeout: Duration::from_secs(1),
+        max_ike_message: 160,
+        ..bh_ike::EndpointSettings::default()
+    };
+    s.a = bh_ike::Endpoint::new(
+        settings,
+        Box::new(bh_crypto::DeterministicRandom::from_seed([1; 32])),
+    );
+    s.b = bh_ike::Endpoint::new(
+        settings,
+        Box::new(bh_crypto::DeterministicRandom::from_seed([2; 32])),
+    );
+    s.ta = s.a.add_tunnel(a);
+    s.tb = s.b.add_tunnel(b);
+    // Lose the second fragment of the first IKE_AUTH request once.
+    let mut seen_frag = 0;
+    s.filter = Box::new(move |p, _| {
+        if p.from_a && p.data.get(16) == Some(&53) {
+            seen_frag += 1;
+            return seen_frag != 2;
+        }
+        true
+    });
+    s.start();
+    s.run_for(Duration::from_secs(70));
+    let skf = s
+        .wire
+        .iter()
+        .filter(|p| p.data.get(16) == Some(&53))
+        .count();
+    assert!(skf >= 6, "fragments on the wire: {skf}");
+    assert!(
+        s.wire
+            .iter()
+            .all(|p| p.data.len() <= 160 || p.data[18] == 34),
+        "only IKE_SA_INIT may exceed the limit"
+    );
+    let ca = child_ups(&s.events_a);
+    let cb = child_ups(&s.events_b);
+    assert_eq!((ca.len(), cb.len()), (2, 2), "{:?}", s.events_a);
+    assert_children_match(&ca[0], &cb[0]);
+    assert_children_match(&ca[1], &cb[1]);
+}

@@ -24,8 +24,12 @@
 //! without state; once [`EndpointSettings::cookie_threshold`] half-open SAs exist, requests
 //! must echo a stateless COOKIE (§2.6) before any Diffie-Hellman work is done.
 //!
-//! Not done (yet): IKE fragmentation on send and reassembly (RFC 7383),
-//! CREATE_CHILD_SA for additional Child SAs (answered NO_ADDITIONAL_SAS), EAP and certificate
+//! IKE fragmentation (RFC 7383): announced in IKE_SA_INIT; when both ends support it, messages
+//! longer than [`EndpointSettings::max_ike_message`] go as fragments, and fragments received
+//! are verified one by one and reassembled (bounded to 64 fragments and 64 KiB).
+//!
+//! Not done (yet): CREATE_CHILD_SA for additional Child SAs (answered NO_ADDITIONAL_SAS), EAP
+//! and certificate
 //! authentication, MOBIKE, configuration payloads.
 //! A request for an unsupported exchange gets an error notify, never a false success.
 
@@ -205,6 +209,9 @@ pub struct EndpointSettings {
     /// Half-open responder SAs from which on IKE_SA_INIT requests must return a COOKIE
     /// (RFC 7296 §2.6) before any state or Diffie-Hellman work is spent on them.
     pub cookie_threshold: usize,
+    /// The largest IKE message sent whole once fragmentation is negotiated (RFC 7383); larger
+    /// ones go as fragments of at most this size (IKE octets, without UDP/IP headers).
+    pub max_ike_message: usize,
 }
 
 impl Default for EndpointSettings {
@@ -215,6 +222,7 @@ impl Default for EndpointSettings {
             max_sas: 1024,
             restart_delay: Duration::from_secs(5),
             cookie_threshold: 32,
+            max_ike_message: 1200,
         }
     }
 }

@@ -13,8 +13,8 @@ use crate::config::{self, ChosenEsp, TunnelId, TunnelIkeConfig};
 use crate::sk::{self, DirKeys, IkeKeys, IkeSuite};
 use crate::wire::{
     Auth, AuthMethod, Delete, ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, Header, Identification,
-    KeyExchange, Message, Notify, NotifyType, Payload, Proposal, ProtocolId, TrafficSelector,
-    VERSION_2_0, find_notify,
+    KeyExchange, Message, Notify, NotifyType, Payload, PayloadType, Proposal, ProtocolId,
+    TrafficSelector, VERSION_2_0, find_notify,
 };
 
 /// The ESP port, where IKE floats when a NAT is detected (RFC 7296 §2.23).
@@ -53,6 +53,24 @@ pub(super) struct Child {
     out_spi: [u8; 4],
     rekey_at: Option<Instant>,
     rekeying: bool,
+}
+
+/// The most octets kept while reassembling one message.
+const MAX_REASSEMBLY: usize = 64 * 1024;
+
+/// A message being reassembled from fragments (RFC 7383 §2.6).
+struct Reassembly {
+    mid: u32,
+    response: bool,
+    total: u16,
+    first_inner: PayloadType,
+    parts: Vec<Option<Zeroizing<Vec<u8>>>>,
+    bytes: usize,
+}
+
+enum Reassembled {
+    Done(sk::Opened),
+    Bad(crate::wire::DecodeError),
 }
 
 /// Children to move from one IKE SA to another (by our SPIs), optionally closing the source.
@@ -104,7 +122,8 @@ enum Kind {
 
 struct Pending {
     mid: u32,
-    data: Vec<u8>,
+    /// The request's datagrams (several when fragmented, RFC 7383).
+    data: Vec<Vec<u8>>,
     next_retx: Instant,
     tries: u32,
     deadline: Option<Instant>,
@@ -147,7 +166,11 @@ pub(super) struct IkeSa {
     keys: Option<IkeKeys>,
     my_mid: u32,
     peer_mid: u32,
-    last_resp: Option<(u32, Vec<u8>)>,
+    last_resp: Option<(u32, Vec<Vec<u8>>)>,
+    /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    frag: bool,
+    /// Fragments of the message being reassembled.
+    reasm: Option<Reassembly>,
     pending: Option<Pending>,
     queue: VecDeque<Req>,
     children: Vec<Child>,
@@ -406,6 +429,8 @@ impl IkeSa {
             my_mid: 0,
             peer_mid: 0,
             last_resp: None,
+            frag: false,
+            reasm: None,
             pending: None,
             queue: VecDeque::new(),
             children: Vec::new(),
@@ -491,6 +516,23 @@ impl IkeSa {
         })
     }
 
+    /// Seals a message, as fragments when negotiated and needed (RFC 7383 §2.5).
+    fn seal_datagrams(&self, ctx: &mut Ctx, h: &Header, inner: &[Payload]) -> Option<Vec<Vec<u8>>> {
+        let whole = self.seal(ctx, h, inner)?;
+        let max = ctx.settings.max_ike_message;
+        if !self.frag || whole.len() <= max {
+            return Some(vec![whole]);
+        }
+        let (suite, keys) = self.out_keys()?;
+        sk::seal_fragments(h, inner, suite, keys, ctx.rng.as_mut(), max).ok()
+    }
+
+    fn send_all(&self, ctx: &mut Ctx, data: &[Vec<u8>]) {
+        for d in data {
+            self.send(ctx, d.clone());
+        }
+    }
+
     fn request(
         &mut self,
         ctx: &mut Ctx,
@@ -502,11 +544,11 @@ impl IkeSa {
     ) {
         let mid = self.my_mid;
         let h = self.header(exchange, false, mid);
-        let Some(data) = self.seal(ctx, &h, inner) else {
+        let Some(data) = self.seal_datagrams(ctx, &h, inner) else {
             return;
         };
         self.my_mid = self.my_mid.wrapping_add(1);
-        self.send(ctx, data.clone());
+        self.send_all(ctx, &data);
         self.pending = Some(Pending {
             mid,
             data,
@@ -520,8 +562,8 @@ impl IkeSa {
     /// Sends a protected response and caches it for duplicate requests.
     fn respond(&mut self, ctx: &mut Ctx, exchange: ExchangeType, mid: u32, inner: &[Payload]) {
         let h = self.header(exchange, true, mid);
-        if let Some(data) = self.seal(ctx, &h, inner) {
-            self.send(ctx, data.clone());
+        if let Some(data) = self.seal_datagrams(ctx, &h, inner) {
+            self.send_all(ctx, &data);
             self.last_resp = Some((mid, data));
         }
     }
@@ -604,6 +646,10 @@ impl IkeSa {
             NotifyType::NAT_DETECTION_DESTINATION_IP,
             nat_hash(&self.spi_i, &[0; 8], self.remote),
         )));
+        ps.push(Payload::Notify(Notify::new(
+            NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+            vec![],
+        )));
         self.dh = Some(dh);
         let msg = Message {
             header: self.header(ExchangeType::IKE_SA_INIT, false, 0),
@@ -616,7 +662,7 @@ impl IkeSa {
         self.send(ctx, data.clone());
         self.pending = Some(Pending {
             mid: 0,
-            data,
+            data: vec![data],
             next_retx: now + ctx.settings.retransmit_timeout,
             tries: 0,
             deadline: None,
@@ -779,6 +825,13 @@ impl IkeSa {
                 nat_hash(&sa.spi_i, &sa.spi_r, remote),
             )));
         }
+        if find_notify(ps, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some() {
+            sa.frag = true;
+            out.push(Payload::Notify(Notify::new(
+                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+                vec![],
+            )));
+        }
         let resp = Message {
             header: sa.header(ExchangeType::IKE_SA_INIT, true, 0),
             payloads: out,
@@ -889,6 +942,7 @@ impl IkeSa {
         let dst_ok = find_notify(ps, NotifyType::NAT_DETECTION_DESTINATION_IP)
             .is_some_and(|n| n.data == nat_hash(&self.spi_i, &self.spi_r, self.local));
         self.nat = force || (has_natd && (!src_ok || !dst_ok));
+        self.frag = find_notify(ps, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
         let Ok(keys) =
             IkeKeys::initial(suite, &shared, &self.ni, &self.nr, &self.spi_i, &self.spi_r)
         else {
@@ -1266,6 +1320,79 @@ impl IkeSa {
 
     // ----- dispatch -----
 
+    /// Takes one Encrypted Fragment (RFC 7383 §2.6): verifies it, keeps it, and returns the
+    /// whole message once every fragment is in. Fragments of a duplicate request make the
+    /// cached response go out again (once, on fragment 1).
+    fn reassemble(&mut self, ctx: &mut Ctx, header: &Header, data: &[u8]) -> Option<Reassembled> {
+        let f = {
+            let (suite, keys) = self.in_keys()?;
+            sk::open_fragment(data, suite, keys).ok()?
+        };
+        let mid = header.message_id;
+        let response = header.is_response();
+        let wanted = if response {
+            self.pending.as_ref().is_some_and(|p| p.mid == mid)
+        } else if mid.wrapping_add(1) == self.peer_mid {
+            if f.number == 1 {
+                if let Some((m, d)) = &self.last_resp {
+                    if *m == mid {
+                        let d = d.clone();
+                        self.send_all(ctx, &d);
+                    }
+                }
+            }
+            false
+        } else {
+            mid == self.peer_mid
+        };
+        if !wanted || f.number == 0 || f.number > f.total {
+            return None;
+        }
+        let fresh = !self
+            .reasm
+            .as_ref()
+            .is_some_and(|r| r.mid == mid && r.response == response && r.total == f.total);
+        if fresh {
+            self.reasm = Some(Reassembly {
+                mid,
+                response,
+                total: f.total,
+                first_inner: PayloadType::NONE,
+                parts: vec![None; usize::from(f.total)],
+                bytes: 0,
+            });
+        }
+        let r = self.reasm.as_mut()?;
+        let slot = r.parts.get_mut(usize::from(f.number) - 1)?;
+        if slot.is_none() {
+            r.bytes = r.bytes.saturating_add(f.plain.len());
+            if r.bytes > MAX_REASSEMBLY {
+                self.reasm = None;
+                return None;
+            }
+            if f.number == 1 {
+                r.first_inner = f.first_inner;
+            }
+            *slot = Some(f.plain);
+        }
+        if r.parts.iter().any(Option::is_none) {
+            return None;
+        }
+        let r = self.reasm.take()?;
+        let mut all = Zeroizing::new(Vec::with_capacity(r.bytes));
+        for p in r.parts.into_iter().flatten() {
+            all.extend_from_slice(&p);
+        }
+        Some(match crate::wire::decode_payloads(r.first_inner, &all) {
+            Ok(inner) => Reassembled::Done(sk::Opened {
+                header: *header,
+                clear: Vec::new(),
+                inner,
+            }),
+            Err(e) => Reassembled::Bad(e),
+        })
+    }
+
     /// Handles a message for this SA. Returns a new IKE SA when an IKE rekey completed.
     pub(super) fn handle(
         &mut self,
@@ -1294,7 +1421,12 @@ impl IkeSa {
             return None;
         }
         // Everything else is protected.
-        let opened = {
+        let opened = if data.get(16) == Some(&PayloadType::SKF.0) {
+            match self.reassemble(ctx, header, data)? {
+                Reassembled::Done(o) => Ok(o),
+                Reassembled::Bad(e) => Err(sk::SkError::InnerDecode(e)),
+            }
+        } else {
             let (suite, keys) = self.in_keys()?;
             sk::open(data, suite, keys)
         };
@@ -1342,7 +1474,7 @@ impl IkeSa {
             if let Some((m, d)) = &self.last_resp {
                 if *m == mid {
                     let d = d.clone();
-                    self.send(ctx, d);
+                    self.send_all(ctx, &d);
                 }
             }
             return None;
@@ -2137,7 +2269,7 @@ impl IkeSa {
                     .saturating_mul(1u32 << p.tries.min(16));
                 p.next_retx = now + backoff;
                 let d = p.data.clone();
-                self.send(ctx, d);
+                self.send_all(ctx, &d);
             }
         }
         if self.state != State::Established {

@@ -108,6 +108,7 @@ impl Sim {
             max_sas: 64,
             restart_delay: Duration::from_secs(5),
             cookie_threshold: 8,
+            max_ike_message: 1200,
         };
         let mut ea = Endpoint::new(
             settings,
