@@ -164,3 +164,61 @@ fn gobgp_on_a_four_octet_session() {
         ("fd00::3".parse::<IpAddr>().unwrap(), vec![p("fd30::/48")])
     );
 }
+
+#[test]
+fn frr_on_a_four_octet_session() {
+    let ctx = DecodeCtx {
+        four_octet_as: true,
+    };
+    let raw = load(include_str!("captures/frr-4octet.hex"));
+    let msgs: Vec<Message> = raw.iter().map(|m| wire::decode(m, &ctx).unwrap()).collect();
+    for m in &msgs {
+        assert_eq!(
+            &wire::decode(&wire::encode_to_vec(m, &ctx).unwrap(), &ctx).unwrap(),
+            m
+        );
+    }
+    // FRR sends one capability per optional parameter; we read them all.
+    let Message::Open(o) = &msgs[0] else {
+        panic!("first is OPEN")
+    };
+    assert_eq!(
+        (o.asn(), o.hold_time, o.bgp_id),
+        (4_200_000_030, 30, Ipv4Addr::new(10, 0, 0, 4))
+    );
+    assert_eq!(
+        o.families().collect::<Vec<_>>(),
+        vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+    );
+    assert!(o.route_refresh());
+    let gr = o.graceful_restart().unwrap();
+    assert_eq!(
+        (gr.flags, gr.restart_time),
+        (0xc, 120),
+        "Restart and Notification bits, 120 s"
+    );
+    assert!(
+        o.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::Unknown { code: 128, .. })),
+        "old Cisco route refresh kept"
+    );
+    let Message::Update(u4) = &msgs[2] else {
+        panic!()
+    };
+    assert!(u4.errors.is_empty());
+    assert_eq!(u4.nlri, vec![p("10.40.0.0/16")]);
+    assert_eq!(
+        u4.attrs.as_path,
+        Some(AsPath::sequence(vec![4_200_000_030])),
+        "AS_PATH with the extended length bit"
+    );
+    assert_eq!(u4.attrs.med, Some(0));
+    let Message::Update(u6) = &msgs[3] else {
+        panic!()
+    };
+    let r = u6.attrs.mp_reach.as_ref().unwrap();
+    // Over an IPv4 session without an IPv6 address FRR sends an IPv4-mapped next hop.
+    assert_eq!(r.next_hop, "::ffff:127.0.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(r.nlri, vec![p("fd40::/48")]);
+}
