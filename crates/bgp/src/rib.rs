@@ -16,16 +16,32 @@ use crate::wire::{Origin, PathAttributes};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerId(pub u32);
 
-/// A path in an Adj-RIB-In: shared attributes (one `Arc` per UPDATE), its next hop, and whether
-/// it is stale (kept while the peer restarts, RFC 4724 §4.2).
+/// A path in an Adj-RIB-In: shared attributes (one `Arc` per UPDATE, which also carries the next
+/// hop) and whether it is stale (kept while the peer restarts, RFC 4724 §4.2). 16 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
-    /// Attributes as received (MP_REACH/MP_UNREACH stripped).
+    /// Attributes as received; MP_REACH_NLRI keeps its next hop but not its prefixes, and
+    /// MP_UNREACH_NLRI is dropped.
     pub attrs: Arc<PathAttributes>,
-    /// The next hop (NEXT_HOP for IPv4, the MP_REACH next hop otherwise).
-    pub next_hop: IpAddr,
     /// Kept through a graceful restart, not yet refreshed.
     pub stale: bool,
+}
+
+impl Path {
+    /// The next hop for `prefix`: NEXT_HOP for IPv4 (or an IPv4 MP_REACH next hop), the
+    /// MP_REACH next hop for IPv6.
+    pub fn next_hop(&self, prefix: &Prefix) -> Option<IpAddr> {
+        let mp = self
+            .attrs
+            .mp_reach
+            .as_ref()
+            .filter(|m| m.family == prefix.family())
+            .map(|m| m.next_hop);
+        match prefix.addr() {
+            IpAddr::V4(_) => self.attrs.next_hop.map(IpAddr::V4).or(mp),
+            IpAddr::V6(_) => mp,
+        }
+    }
 }
 
 /// What the decision process needs to know about one candidate path (RFC 4271 §9.1.2.2).

@@ -256,10 +256,6 @@ pub struct Speaker {
     out: VecDeque<Output>,
 }
 
-fn next_hop_of(p: &Path) -> IpAddr {
-    p.next_hop
-}
-
 impl Speaker {
     /// A speaker with no neighbors.
     pub fn new(cfg: SpeakerConfig) -> Self {
@@ -856,8 +852,12 @@ impl Speaker {
             }
         }
         if !announced.is_empty() {
+            let mp_reach = u.attrs.mp_reach.clone().map(|m| MpReach {
+                nlri: Vec::new(),
+                ..m
+            });
             let attrs = Arc::new(PathAttributes {
-                mp_reach: None,
+                mp_reach,
                 mp_unreach: None,
                 ..u.attrs
             });
@@ -865,7 +865,7 @@ impl Speaker {
                 n.up.as_ref()
                     .map(|g| g.families.clone())
                     .unwrap_or_default();
-            for (p, nh) in announced {
+            for (p, _) in announced {
                 if !families.contains(&p.family()) {
                     continue;
                 }
@@ -921,7 +921,6 @@ impl Speaker {
                     p,
                     Path {
                         attrs: Arc::clone(&attrs),
-                        next_hop: nh,
                         stale: false,
                     },
                 );
@@ -931,7 +930,7 @@ impl Speaker {
         self.flush(now);
     }
 
-    fn candidate(&self, peer: PeerId, n: &Neighbor, path: &Path) -> Candidate {
+    fn candidate(&self, peer: PeerId, n: &Neighbor, prefix: &Prefix, path: &Path) -> Candidate {
         let ebgp = !n.cfg.session.is_ibgp();
         let a = &path.attrs;
         Candidate {
@@ -948,7 +947,9 @@ impl Speaker {
             ebgp,
             peer_router_id: n.up.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |g| g.peer_id),
             peer_addr: n.cfg.address,
-            next_hop: next_hop_of(path),
+            next_hop: path
+                .next_hop(prefix)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         }
     }
 
@@ -964,7 +965,7 @@ impl Speaker {
             cands.clear();
             for (id, n) in &self.neighbors {
                 if let Some(path) = n.adj_in.get(p) {
-                    cands.push(self.candidate(*id, n, path));
+                    cands.push(self.candidate(*id, n, p, path));
                 }
             }
             let sel = rib::select(&cands, self.cfg.max_paths);
@@ -1040,6 +1041,7 @@ impl Speaker {
             }
             let path = from.adj_in.get(p)?;
             let mut a = (*path.attrs).clone();
+            a.mp_reach = None;
             // Unknown optional transitive attributes pass on with the Partial bit (§5).
             for u in &mut a.unknown {
                 u.flags |= attr_flags::PARTIAL;
