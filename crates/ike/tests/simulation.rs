@@ -768,3 +768,43 @@ fn ike_fragmentation_both_ways_with_loss_of_a_fragment() {
     assert_children_match(&ca[0], &cb[0]);
     assert_children_match(&ca[1], &cb[1]);
 }
+
+#[test]
+fn a_deleted_child_sa_is_renegotiated_by_the_initiator() {
+    let mut s = established(false, 121);
+    let first = child_ups(&s.events_a)[0].inbound;
+    // The responder's side deletes the Child SA (as a gateway's "clear" would).
+    s.b.delete_child(s.now, s.tb);
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(
+        child_downs(&s.events_a),
+        vec![(first, DownReason::DeletedByPeer)]
+    );
+    assert_eq!(child_downs(&s.events_b).len(), 1);
+    // A (the tunnel's initiator) made a new pair with CREATE_CHILD_SA, without REKEY_SA.
+    let ca = child_ups(&s.events_a);
+    let cb = child_ups(&s.events_b);
+    assert_eq!((ca.len(), cb.len()), (2, 2), "{:?}", s.events_a);
+    assert_eq!(ca[1].replaces, None);
+    assert_children_match(&ca[1], &cb[1]);
+    assert_eq!(s.a.snapshot()[0].children.len(), 1);
+    assert_eq!(s.b.snapshot()[0].children.len(), 1);
+    assert!(ike_downs(&s.events_a).is_empty());
+}
+
+#[test]
+fn a_locally_deleted_child_sa_is_not_renegotiated() {
+    let mut s = established(false, 122);
+    // Deleting on purpose leaves the tunnel without a Child SA (and says so); B is not the
+    // tunnel's initiator, so it does not negotiate a new one.
+    s.a.delete_child(s.now, s.ta);
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(child_downs(&s.events_a).len(), 1);
+    assert_eq!(child_downs(&s.events_b).len(), 1);
+    assert_eq!(
+        child_ups(&s.events_b).len(),
+        1,
+        "B is not the initiator: no new pair"
+    );
+    assert!(s.a.snapshot()[0].children.is_empty());
+}

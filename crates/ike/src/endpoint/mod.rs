@@ -10,6 +10,9 @@
 //! - CREATE_CHILD_SA rekeying a Child SA (§1.3.3) with optional PFS, make-before-break: the
 //!   new SA is announced before the old one is deleted; and rekeying the IKE SA (§1.3.2,
 //!   §2.18), moving the Child SAs to the new IKE SA;
+//! - CREATE_CHILD_SA creating a new Child SA (§1.3.1) when the tunnel lost its only one
+//!   (the tunnel's initiator does this after the peer deleted it); further Child SAs are
+//!   refused with NO_ADDITIONAL_SAS (one pair per tunnel);
 //! - INFORMATIONAL: liveness (DPD, §2.4), DELETE of Child SAs and of the IKE SA (§1.4.1).
 //!
 //! Reliability: one request outstanding per IKE SA (window size 1), retransmitted with
@@ -28,8 +31,7 @@
 //! longer than [`EndpointSettings::max_ike_message`] go as fragments, and fragments received
 //! are verified one by one and reassembled (bounded to 64 fragments and 64 KiB).
 //!
-//! Not done (yet): CREATE_CHILD_SA for additional Child SAs (answered NO_ADDITIONAL_SAS), EAP
-//! and certificate
+//! Not done (yet): more than one Child SA pair per tunnel, EAP and certificate
 //! authentication, MOBIKE, configuration payloads.
 //! A request for an unsupported exchange gets an error notify, never a false success.
 
@@ -317,6 +319,18 @@ impl Endpoint {
             sa.close(&mut self.ctx, now, DownReason::DeletedLocally);
         }
         self.gc(now);
+    }
+
+    /// Deletes the Child SA(s) of `tunnel` but keeps the IKE SA (INFORMATIONAL with DELETE).
+    /// The peer, if it initiates this tunnel, may negotiate a new Child SA.
+    pub fn delete_child(&mut self, now: Instant, tunnel: TunnelId) {
+        for sa in self
+            .sas
+            .iter_mut()
+            .filter(|s| s.tunnel == tunnel && s.is_live())
+        {
+            sa.delete_children(&mut self.ctx, now);
+        }
     }
 
     /// Handles one received IKE message (without the non-ESP marker).

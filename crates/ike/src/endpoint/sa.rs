@@ -55,6 +55,10 @@ pub(super) struct Child {
     rekeying: bool,
 }
 
+/// Stands for "no Child SA" where an inbound SPI is expected: SPI 0 is reserved (RFC 4303
+/// §2.1) and never allocated here, so a "rekey" of it is the creation of a new Child SA.
+const NO_CHILD: [u8; 4] = [0; 4];
+
 /// The most octets kept while reassembling one message.
 const MAX_REASSEMBLY: usize = 64 * 1024;
 
@@ -92,7 +96,7 @@ struct Collision {
 enum Req {
     Dpd,
     DeleteIke,
-    DeleteChild([u8; 4]),
+    DeleteChild([u8; 4], DownReason),
     /// Delete a Child SA we negotiated but never announced (the loser of a collision).
     DeleteRedundant([u8; 4]),
     RekeyChild([u8; 4]),
@@ -152,6 +156,8 @@ pub(super) struct IkeSa {
     pub(super) child_move: Option<ChildMove>,
     /// Whether IkeSaUp was announced (a redundant SA from a collision never is).
     announced: bool,
+    /// When to try again to create a Child SA for a tunnel that lost its only one.
+    new_child_at: Option<Instant>,
     state: State,
     local: SocketAddr,
     remote: SocketAddr,
@@ -336,6 +342,15 @@ impl IkeSa {
         self.remote.ip()
     }
 
+    /// Deletes every Child SA of this IKE SA (INFORMATIONAL DELETE), announcing each down.
+    pub(super) fn delete_children(&mut self, ctx: &mut Ctx, now: Instant) {
+        for c in &self.children {
+            self.queue
+                .push_back(Req::DeleteChild(c.in_spi, DownReason::DeletedLocally));
+        }
+        self.pump(ctx, now);
+    }
+
     /// Takes the Child SAs away (they move to another IKE SA); this SA is then replaced.
     pub(super) fn take_children(&mut self) -> Vec<Child> {
         self.replaced = true;
@@ -414,6 +429,7 @@ impl IkeSa {
             rekeyed_into: None,
             child_move: None,
             announced: false,
+            new_child_at: None,
             state: State::InitSent,
             local,
             remote,
@@ -1617,7 +1633,12 @@ impl IkeSa {
             self.kill(ctx, now, reason, true);
             return;
         }
+        let deleted_some = !out.is_empty();
         self.respond(ctx, ExchangeType::INFORMATIONAL, mid, &out);
+        if deleted_some && self.children.is_empty() && self.cfg(ctx).is_some_and(|c| c.initiator) {
+            // The peer removed the tunnel's only Child SA: make a new one (RFC 7296 §1.3.1).
+            self.queue.push_back(Req::RekeyChild(NO_CHILD));
+        }
     }
 
     // ----- CREATE_CHILD_SA -----
@@ -1648,17 +1669,21 @@ impl IkeSa {
         let rekey = find_notify(inner, NotifyType::REKEY_SA)
             .filter(|n| n.protocol == ProtocolId::ESP)
             .and_then(|n| <[u8; 4]>::try_from(n.spi.as_slice()).ok());
-        let Some(old_out) = rekey else {
-            // A new additional Child SA: not supported (one pair per tunnel).
-            refuse(self, ctx, NotifyType::NO_ADDITIONAL_SAS);
-            return None;
+        let old_in = match rekey {
+            Some(old_out) => self
+                .children
+                .iter()
+                .find(|c| c.out_spi == old_out)
+                .map(|c| c.in_spi),
+            // A new Child SA: accepted when the tunnel has none (one pair per tunnel).
+            None if self.children.is_empty() => Some(NO_CHILD),
+            None => {
+                refuse(self, ctx, NotifyType::NO_ADDITIONAL_SAS);
+                return None;
+            }
         };
-        let Some(old_in) = self
-            .children
-            .iter()
-            .find(|c| c.out_spi == old_out)
-            .map(|c| c.in_spi)
-        else {
+        let Some(old_in) = old_in else {
+            let old_out = rekey.unwrap_or_default();
             let n = Notify {
                 protocol: ProtocolId::ESP,
                 spi: old_out.to_vec(),
@@ -1765,7 +1790,7 @@ impl IkeSa {
             ni,
             &nr,
             false,
-            Some(old_in),
+            (old_in != NO_CHILD).then_some(old_in),
         );
         None
     }
@@ -1774,11 +1799,13 @@ impl IkeSa {
         let Some(cfg) = self.cfg(ctx).cloned() else {
             return;
         };
-        let Some(old) = self.children.iter_mut().find(|c| c.in_spi == old_in) else {
-            return;
-        };
-        old.rekeying = true;
-        old.rekey_at = None;
+        if old_in != NO_CHILD {
+            let Some(old) = self.children.iter_mut().find(|c| c.in_spi == old_in) else {
+                return;
+            };
+            old.rekeying = true;
+            old.rekey_at = None;
+        }
         let new_in = new_esp_spi(ctx);
         let ni = nonce(ctx);
         let dh = match cfg.pfs_group {
@@ -1800,16 +1827,17 @@ impl IkeSa {
                 )
             })
             .collect();
-        let mut inner = vec![
-            Payload::Notify(Notify {
+        let mut inner = Vec::new();
+        if old_in != NO_CHILD {
+            inner.push(Payload::Notify(Notify {
                 protocol: ProtocolId::ESP,
                 spi: old_in.to_vec(),
                 ty: NotifyType::REKEY_SA,
                 data: vec![],
-            }),
-            Payload::Sa(props),
-            Payload::Nonce(ni.clone()),
-        ];
+            }));
+        }
+        inner.push(Payload::Sa(props));
+        inner.push(Payload::Nonce(ni.clone()));
         if let Some(d) = &dh {
             inner.push(Payload::Ke(KeyExchange {
                 group: d.group().id(),
@@ -1848,6 +1876,9 @@ impl IkeSa {
             return;
         };
         let retry_later = |sa: &mut Self, ctx: &mut Ctx| {
+            if old_in == NO_CHILD {
+                sa.new_child_at = Some(now + ctx.settings.restart_delay);
+            }
             if let Some(old) = sa.children.iter_mut().find(|c| c.in_spi == old_in) {
                 old.rekeying = false;
                 old.rekey_at = Some(now + ctx.settings.restart_delay);
@@ -1917,10 +1948,13 @@ impl IkeSa {
             ni,
             &nr,
             true,
-            Some(old_in),
+            (old_in != NO_CHILD).then_some(old_in),
         );
         // Make-before-break: the new pair is announced; now delete the old one.
-        self.queue.push_back(Req::DeleteChild(old_in));
+        if old_in != NO_CHILD {
+            self.queue
+                .push_back(Req::DeleteChild(old_in, DownReason::Rekeyed));
+        }
     }
 
     fn start_ike_rekey(&mut self, ctx: &mut Ctx, now: Instant) {
@@ -2206,7 +2240,7 @@ impl IkeSa {
                     None,
                 );
             }
-            Req::DeleteChild(in_spi) => {
+            Req::DeleteChild(in_spi, reason) => {
                 let Some(i) = self.children.iter().position(|c| c.in_spi == in_spi) else {
                     return self.pump(ctx, now);
                 };
@@ -2215,7 +2249,7 @@ impl IkeSa {
                     tunnel: self.tunnel,
                     inbound_spi: u32::from_be_bytes(c.in_spi),
                     outbound_spi: u32::from_be_bytes(c.out_spi),
-                    reason: DownReason::Rekeyed,
+                    reason,
                 });
                 let d = Payload::Delete(Delete {
                     protocol: ProtocolId::ESP,
@@ -2297,6 +2331,12 @@ impl IkeSa {
             }
             self.queue.push_back(Req::RekeyChild(spi));
         }
+        if self.new_child_at.is_some_and(|t| now >= t) {
+            self.new_child_at = None;
+            if self.children.is_empty() {
+                self.queue.push_back(Req::RekeyChild(NO_CHILD));
+            }
+        }
         let interval = self.cfg(ctx).map(|c| c.dpd.interval);
         if let Some(iv) = interval {
             if self.pending.is_none() && self.queue.is_empty() && now >= self.last_heard + iv {
@@ -2320,6 +2360,7 @@ impl IkeSa {
         }
         if self.state == State::Established {
             t.extend(self.ike_rekey_at);
+            t.extend(self.new_child_at);
             t.extend(
                 self.children
                     .iter()
