@@ -808,3 +808,42 @@ fn a_locally_deleted_child_sa_is_not_renegotiated() {
     );
     assert!(s.a.snapshot()[0].children.is_empty());
 }
+
+#[test]
+fn a_child_sa_whose_rekey_keeps_failing_expires_and_the_tunnel_restarts() {
+    let (mut a, mut b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    a.lifetimes.child_rekey = Duration::from_secs(100);
+    a.lifetimes.jitter_percent = 0;
+    a.pfs_group = Some(DhGroup::Modp2048);
+    // B refuses every rekey: it wants another PFS group.
+    b.pfs_group = Some(DhGroup::Ecp256);
+    b.lifetimes.child_rekey = Duration::from_secs(10_000);
+    a.dpd.interval = Duration::from_secs(1000);
+    b.dpd.interval = Duration::from_secs(1000);
+    let mut s = Sim::new(131, false, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(109));
+    assert!(ike_downs(&s.events_a).is_empty());
+    s.run_for(Duration::from_secs(2));
+    assert_eq!(ike_downs(&s.events_a), vec![DownReason::Expired]);
+    assert_eq!(child_downs(&s.events_a).len(), 1);
+    // The peer was told, and the tunnel comes back with a fresh IKE SA.
+    assert_eq!(ike_downs(&s.events_b), vec![DownReason::DeletedByPeer]);
+    s.run_for(Duration::from_secs(6));
+    assert_eq!(ike_ups(&s.events_a), 2);
+    assert_eq!(child_ups(&s.events_a).len(), 2);
+}
+
+#[test]
+fn traffic_defers_dpd() {
+    let mut s = established(false, 141);
+    let sent_before = s.wire.len();
+    for _ in 0..30 {
+        s.a.note_traffic(s.now, s.ta);
+        s.b.note_traffic(s.now, s.tb);
+        s.run_for(Duration::from_secs(1));
+    }
+    assert_eq!(s.wire.len(), sent_before, "no DPD while traffic flows");
+    s.run_for(Duration::from_secs(11));
+    assert!(s.wire.len() > sent_before, "DPD once traffic stops");
+}

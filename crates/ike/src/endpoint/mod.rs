@@ -115,6 +115,8 @@ pub enum DownReason {
     InitialContact,
     /// A simultaneous initiation made two IKE SAs; this one was the redundant one.
     Duplicate,
+    /// The hard lifetime (110 % of the rekey time) passed without a successful rekey.
+    Expired,
 }
 
 /// What the shell must act on.
@@ -319,6 +321,18 @@ impl Endpoint {
             sa.close(&mut self.ctx, now, DownReason::DeletedLocally);
         }
         self.gc(now);
+    }
+
+    /// Tells the engine that authenticated ESP arrived on `tunnel`, so DPD need not ask
+    /// (RFC 7296 §2.4: liveness checks are for when nothing protected is received).
+    pub fn note_traffic(&mut self, now: Instant, tunnel: TunnelId) {
+        for sa in self
+            .sas
+            .iter_mut()
+            .filter(|s| s.tunnel == tunnel && s.is_live())
+        {
+            sa.note_traffic(now);
+        }
     }
 
     /// Deletes the Child SA(s) of `tunnel` but keeps the IKE SA (INFORMATIONAL with DELETE).

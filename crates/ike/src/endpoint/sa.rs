@@ -53,6 +53,13 @@ pub(super) struct Child {
     out_spi: [u8; 4],
     rekey_at: Option<Instant>,
     rekeying: bool,
+    /// Hard lifetime: 110 % of the rekey time. Still here then, the rekey failed.
+    expire_at: Instant,
+}
+
+/// The hard lifetime for a soft (rekey) lifetime `d`: 110 %, as strongSwan's default.
+fn hard(d: Duration) -> Duration {
+    d.saturating_add(d / 10)
 }
 
 /// Stands for "no Child SA" where an inbound SPI is expected: SPI 0 is reserved (RFC 4303
@@ -158,6 +165,8 @@ pub(super) struct IkeSa {
     announced: bool,
     /// When to try again to create a Child SA for a tunnel that lost its only one.
     new_child_at: Option<Instant>,
+    /// Hard lifetime of the IKE SA (110 % of the rekey time).
+    ike_expire_at: Option<Instant>,
     state: State,
     local: SocketAddr,
     remote: SocketAddr,
@@ -351,6 +360,13 @@ impl IkeSa {
         self.pump(ctx, now);
     }
 
+    /// Authenticated traffic arrived for this SA's tunnel: the peer is alive (RFC 7296 §2.4).
+    pub(super) fn note_traffic(&mut self, now: Instant) {
+        if now > self.last_heard {
+            self.last_heard = now;
+        }
+    }
+
     /// Takes the Child SAs away (they move to another IKE SA); this SA is then replaced.
     pub(super) fn take_children(&mut self) -> Vec<Child> {
         self.replaced = true;
@@ -430,6 +446,7 @@ impl IkeSa {
             child_move: None,
             announced: false,
             new_child_at: None,
+            ike_expire_at: None,
             state: State::InitSent,
             local,
             remote,
@@ -1257,6 +1274,7 @@ impl IkeSa {
         });
         let d = jitter(ctx, ike_rekey, pct);
         self.ike_rekey_at = Some(now + d);
+        self.ike_expire_at = Some(now + hard(ike_rekey));
         self.dpd_interval = self.cfg(ctx).map(|c| c.dpd.interval);
         self.announced = true;
         if let Some(k) = &self.keys {
@@ -1318,6 +1336,7 @@ impl IkeSa {
             out_spi: c.peer_spi,
             rekey_at: Some(now + d),
             rekeying: false,
+            expire_at: now + hard(rekey),
         });
         ctx.ev.push_back(Event::ChildSaUp {
             tunnel: self.tunnel,
@@ -2313,6 +2332,20 @@ impl IkeSa {
             }
             return;
         }
+        // Hard lifetimes: a rekey that has not succeeded by then means starting over.
+        let expired = (!self.replaced && self.ike_expire_at.is_some_and(|t| now >= t))
+            || self.children.iter().any(|c| now >= c.expire_at);
+        if expired {
+            self.close(ctx, now, DownReason::Expired);
+            let restart = self.cfg(ctx).is_some_and(|c| c.initiator && c.dpd.restart);
+            if restart {
+                let delay = ctx.settings.restart_delay;
+                if let Some(slot) = ctx.restart_at.get_mut(self.tunnel.0 as usize) {
+                    *slot = Some(now + delay);
+                }
+            }
+            return;
+        }
         if self.ike_rekey_at.is_some_and(|t| now >= t)
             && !self.queue.iter().any(|r| matches!(r, Req::RekeyIke))
         {
@@ -2361,6 +2394,10 @@ impl IkeSa {
         if self.state == State::Established {
             t.extend(self.ike_rekey_at);
             t.extend(self.new_child_at);
+            if !self.replaced {
+                t.extend(self.ike_expire_at);
+            }
+            t.extend(self.children.iter().map(|c| c.expire_at));
             t.extend(
                 self.children
                     .iter()
