@@ -359,6 +359,9 @@ impl Session {
             }
         }
         self.rx.drain(..off.min(self.rx.len()));
+        if self.rx.capacity() > 1 << 20 && self.rx.len() < wire::MAX_MESSAGE_LEN {
+            self.rx.shrink_to(64 * 1024);
+        }
     }
 
     /// Timers: ConnectRetry, Hold, Keepalive.
@@ -414,7 +417,11 @@ impl Session {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 4096 {
+            self.events.shrink_to(64);
+        }
+        e
     }
 
     /// Sends an UPDATE (Established only). Fails if it does not fit one message.

@@ -522,7 +522,12 @@ impl Speaker {
 
     /// The next thing for the shell to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let o = self.out.pop_front();
+        if o.is_none() && self.out.capacity() > 65_536 {
+            // A full-table burst grew the queue; give the memory back once it is drained.
+            self.out.shrink_to(1024);
+        }
+        o
     }
 
     // ---- internals ----
