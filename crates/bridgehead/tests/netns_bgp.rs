@@ -1,12 +1,18 @@
 //! BGP interop in network namespaces with the real daemons from Debian: BIRD 2, FRR and GoBGP,
 //! started through `bridgehead::peers::bgpd`.
 //!
-//! `reference_daemons_peer_and_exchange_routes` checks the harness itself: BIRD peers with FRR
-//! and with GoBGP over IPv4 and IPv6 (eBGP, a 4-octet AS), routes flow both ways, BIRD puts
-//! what it learned in its kernel, and a withdraw at FRR takes the route out of BIRD's kernel.
-//! `fib_sync_installs_ecmp_from_two_peers` runs bridgehead's FIB path (the `bh_fib` reconcile
-//! applied through `bh_sys::link`, as the BGP service does) on the best paths that FRR and
-//! GoBGP report, and checks the single multipath kernel route and its removal.
+//! - `reference_daemons_peer_and_exchange_routes` checks the harness itself: BIRD peers with FRR
+//!   and with GoBGP over IPv4 and IPv6 (eBGP, a 4-octet AS), routes flow, BIRD puts what it
+//!   learned in its kernel, and a withdraw at FRR takes the route out of it.
+//! - `{bird,frr,gobgp}_session_routes_and_withdraw`: `bridgehead daemon` with a `[bgp]` section
+//!   against each daemon over a veth: IPv4 and IPv6 sessions with our 4-octet AS, routes both
+//!   ways, learned routes in our kernel with protocol 190, a withdraw honoured.
+//! - `two_sessions_to_one_as_give_one_multipath_route` (GoBGP and FRR in one AS).
+//! - `a_device_going_down_takes_its_next_hop_out_at_once` (the link watch, before any hold timer).
+//! - `a_dead_peers_routes_leave_the_kernel_at_hold_expiry` (BIRD frozen with SIGSTOP, so no FIN).
+//! - `a_wrong_as_open_is_refused_and_each_peer_sees_our_notification` (all three peers).
+//! - `bird_over_a_manual_key_tunnel`: the session over a bh-* tunnel's inside addresses (two
+//!   bridgehead daemons with manual keys), routes out of the TUN device.
 //!
 //! Needs root (CI runs as root). Namespaces are named `bhg<pid>-<n>-*` and removed on drop.
 
@@ -424,6 +430,63 @@ fn two_sessions_to_one_as_give_one_multipath_route() {
     );
 }
 
+/// A device going down takes its next hop out of the ECMP route at once (the kernel alone would
+/// keep it as a dead hop until the session's hold timer), and the hop returns when it is up.
+#[test]
+fn a_device_going_down_takes_its_next_hop_out_at_once() {
+    let mut w = World::new();
+    let (us, p1, p2) = (w.add("us"), w.add("g1"), w.add("g2"));
+    w.link(&us, &p1, 1);
+    w.link(&us, &p2, 2);
+    for (ns, n) in [(&p1, 1), (&p2, 2)] {
+        w.start(
+            Kind::Gobgp,
+            ns,
+            &BgpdConfig {
+                asn: FRR_AS,
+                router_id: format!("10.60.0.{}", 40 + n).parse().unwrap(),
+                neighbors: vec![Neighbor {
+                    hold_time: 60,
+                    ..nbr(&format!("10.60.{n}.1"), US_AS)
+                }],
+                announce: vec!["10.65.0.0/24".into()],
+                kernel: false,
+            },
+        );
+    }
+    let mut conf = our_bgp(&[]);
+    for n in ["10.60.1.2", "10.60.2.2"] {
+        conf.push_str(&our_nbr(n, FRR_AS).replace("hold_time = 9", "hold_time = 60"));
+    }
+    let sock = w.start_us(&us, &conf);
+    let t = Duration::from_secs(40);
+    let both = |w: &World| {
+        let r = kernel_route(w, &us, "10.65.0.0/24");
+        r.contains("nexthop via 10.60.1.2 dev v1a") && r.contains("nexthop via 10.60.2.2 dev v2a")
+    };
+    wait_for(t, "the ECMP route", || Ok(both(&w)))
+        .unwrap_or_else(|e| panic!("{e:#}: {}", bgp_status(&sock)));
+
+    w.nss.ip(&us, &["link", "set", "v2a", "down"]).unwrap();
+    let down = std::time::Instant::now();
+    wait_for(Duration::from_secs(5), "the hop through v2a to go", || {
+        let r = kernel_route(&w, &us, "10.65.0.0/24");
+        Ok(r.contains("10.65.0.0/24 via 10.60.1.2 dev v1a") && !r.contains("v2a"))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}", kernel_route(&w, &us, "10.65.0.0/24")));
+    assert!(down.elapsed() < Duration::from_secs(5));
+    // Well within the 60 s hold time: the session through v2a is still up.
+    assert_eq!(our_neighbor(&sock, "10.60.2.2")["state"], "Established");
+
+    w.nss.ip(&us, &["link", "set", "v2a", "up"]).unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the hop through v2a to return",
+        || Ok(both(&w)),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}", kernel_route(&w, &us, "10.65.0.0/24")));
+}
+
 /// A peer that stops answering (its process frozen, so no FIN is ever sent) loses its routes
 /// from our kernel when the 9 s hold timer expires, not before and not much later.
 #[test]
@@ -536,4 +599,134 @@ fn a_wrong_as_open_is_refused_and_each_peer_sees_our_notification() {
         assert_eq!(ours["last_error"], "sent NOTIFICATION 2/2", "{ours}");
     }
     assert_eq!(kernel_route(&w, &us, "10.62.0.0/24").trim(), "");
+}
+
+/// The cloud case: the session runs over the inside addresses of a bh-* tunnel (manual keys,
+/// ESP in UDP between two bridgehead daemons), with BIRD behind the far gateway as the peer.
+/// Learned routes go out of the TUN device: IPv4 as a device route, IPv6 via the peer's inside
+/// address.
+#[test]
+fn bird_over_a_manual_key_tunnel() {
+    let mut w = World::new();
+    let (us, site) = (w.add("us"), w.add("site"));
+    let (ia, ib) = ("u0", "u1");
+    w.nss.veth((&us, ia), (&site, ib)).unwrap();
+    w.nss.addr(&us, ia, "192.0.2.1/24").unwrap();
+    w.nss.addr(&site, ib, "192.0.2.2/24").unwrap();
+    let k1 = "11".repeat(36);
+    let k2 = "22".repeat(36);
+    let tunnel = |bind: &str, peer: &str, inside: [&str; 2], out: (u32, &str), inb: (u32, &str)| {
+        format!(
+            "[appliance]\nprivate_ip = \"{bind}\"\n\n[dataplane]\nworkers = 1\n\n\
+             [[tunnel]]\nname = \"t0\"\npeer = \"{peer}\"\ninside = [\"{}\", \"{}\"]\n\n\
+             [tunnel.manual]\nsuite = \"aes256gcm16\"\noutbound_spi = {:#x}\ninbound_spi = {:#x}\n\
+             outbound_key = \"{}\"\ninbound_key = \"{}\"\n\n",
+            inside[0], inside[1], out.0, inb.0, out.1, inb.1
+        )
+    };
+    let ours = tunnel(
+        "192.0.2.1",
+        "192.0.2.2",
+        ["169.254.30.1/30", "fd00:30::1/126"],
+        (0x1001, &k1),
+        (0x2002, &k2),
+    ) + &format!(
+        "[bgp]\nasn = {US_AS}\nadvertise = [\"10.70.0.0/24\"]\n\n\
+         [[bgp.neighbor]]\naddress = \"169.254.30.2\"\nasn = {FRR_AS}\ntunnel = \"t0\"\nhold_time = 9\n\n\
+         [[bgp.neighbor]]\naddress = \"fd00:30::2\"\nasn = {FRR_AS}\ntunnel = \"t0\"\nhold_time = 9\n"
+    );
+    let theirs = tunnel(
+        "192.0.2.2",
+        "192.0.2.1",
+        ["169.254.30.2/30", "fd00:30::2/126"],
+        (0x2002, &k2),
+        (0x1001, &k1),
+    );
+    // The far gateway: a bridgehead daemon with the tunnel only.
+    let conf = w.dir.join("site.toml");
+    bridgehead::lab::write_secret(&conf, &theirs).unwrap();
+    let site_sock = w.dir.join("site.sock");
+    let mut c = w.nss.exec(&site, env!("CARGO_BIN_EXE_bridgehead"));
+    c.arg("daemon")
+        .arg("--config")
+        .arg(&conf)
+        .arg("--control")
+        .arg(&site_sock)
+        .stdout(std::fs::File::create(w.dir.join("site.log")).unwrap())
+        .stderr(std::fs::File::create(w.dir.join("site.err")).unwrap());
+    w.nss.spawn("site-bridgehead", c).unwrap();
+    let s = site_sock.clone();
+    wait_for(Duration::from_secs(20), "the far gateway", || {
+        Ok(bridgehead::control::request(&s, "status").is_ok())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", w.our_log("site")));
+    let bird = w.start(
+        Kind::Bird,
+        &site,
+        &BgpdConfig {
+            asn: FRR_AS,
+            router_id: "10.60.0.50".parse().unwrap(),
+            neighbors: vec![nbr("169.254.30.1", US_AS), nbr("fd00:30::1", US_AS)],
+            announce: vec!["10.66.0.0/24".into(), "fd00:66::/48".into()],
+            kernel: true,
+        },
+    );
+    // Our daemon: the tunnel plus the speaker. Its config holds keys: mode 0600.
+    let conf = w.dir.join("us-tunnel.toml");
+    bridgehead::lab::write_secret(&conf, &ours).unwrap();
+    let sock = w.dir.join("us-tunnel.sock");
+    let mut c = w.nss.exec(&us, env!("CARGO_BIN_EXE_bridgehead"));
+    c.arg("daemon")
+        .arg("--config")
+        .arg(&conf)
+        .arg("--control")
+        .arg(&sock)
+        .stdout(std::fs::File::create(w.dir.join(format!("{us}.log"))).unwrap())
+        .stderr(std::fs::File::create(w.dir.join(format!("{us}.err"))).unwrap());
+    w.nss.spawn("us-bridgehead", c).unwrap();
+
+    let t = Duration::from_secs(40);
+    for n in ["169.254.30.1", "fd00:30::1"] {
+        bird.wait_established(&w.nss, a(n), t)
+            .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", bird.log(), w.our_log(&us)));
+    }
+    let st = bgp_status(&sock);
+    assert_eq!(
+        st["router_id"], "192.0.2.1",
+        "router_id defaults to appliance.private_ip when it is IPv4"
+    );
+    assert_eq!(our_neighbor(&sock, "169.254.30.2")["tunnel"], "t0");
+    for (p, want) in [
+        (
+            "10.66.0.0/24",
+            "10.66.0.0/24 dev bh-t0 proto 190 scope 253 metric 20",
+        ),
+        (
+            "fd00:66::/48",
+            "fd00:66::/48 via fd00:30::2 dev bh-t0 proto 190 metric 20",
+        ),
+    ] {
+        wait_for(t, "the learned route over the tunnel", || {
+            Ok(kernel_route(&w, &us, p).contains(want))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{p}: {e:#}: {:?}\n{}",
+                kernel_route(&w, &us, p),
+                bgp_status(&sock)
+            )
+        });
+    }
+    // BIRD learned ours over the tunnel and put it in its kernel, towards our inside address.
+    wait_for(t, "BIRD's kernel route to our network", || {
+        let r = kernel_route(&w, &site, "10.70.0.0/24");
+        Ok(r.contains("via 169.254.30.1 dev bh-t0") && r.contains("proto 12"))
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}: {:?}\n{}",
+            kernel_route(&w, &site, "10.70.0.0/24"),
+            bird.log()
+        )
+    });
 }

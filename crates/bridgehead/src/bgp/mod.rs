@@ -11,9 +11,10 @@
 //! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`]: routes tagged
 //!   [`crate::daemon::RTPROT_BRIDGEHEAD`], in `[bgp].table` at `[bgp].metric`, ECMP over the
 //!   neighbors' devices; stale routes of an earlier run are removed at start-up;
-//! - watches links ([`bh_sys::link::LinkWatch`]): a neighbor's device going down takes its next
-//!   hops out of the kernel at once (the session follows when its hold timer expires), and they
-//!   come back when the device is up again.
+//! - watches links ([`bh_sys::link::LinkWatch`]): a device going down (a tunnel's, or the link
+//!   of a neighbor reached without one) takes the next hops through it out of the kernel at
+//!   once, so an ECMP route keeps only live hops (the session follows when its hold timer
+//!   expires), and they come back when the device is up again.
 //!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
 //! sent, messages each way, last error) and the best routes with their installed state.
@@ -792,18 +793,15 @@ impl Loop {
                 return;
             }
         };
-        let ours: BTreeSet<u32> = self.neighbors.iter().filter_map(|(_, i)| *i).collect();
+        // Every device counts: tunnels, and the links of neighbors reached without one.
         for ev in evs {
-            if !ours.contains(&ev.ifindex) {
-                continue;
-            }
             let changed = if ev.usable() {
                 self.down.remove(&ev.ifindex)
             } else {
                 self.down.insert(ev.ifindex)
             };
             if changed {
-                tracing::warn!(ifindex = ev.ifindex, device = ?ev.name, usable = ev.usable(), "tunnel device state changed; routes through it follow");
+                tracing::warn!(ifindex = ev.ifindex, device = ?ev.name, usable = ev.usable(), "device state changed; routes through it follow");
                 self.fib_dirty = true;
             }
         }
