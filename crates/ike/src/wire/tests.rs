@@ -280,3 +280,51 @@ proptest! {
         let _ = decode_payloads(PayloadType::SA, &data);
     }
 }
+
+/// An IKE_SA_INIT request as strongSwan 5.9.8 sent it to this engine in the interop lab
+/// (proposal aes256-sha1-modp1024), captured on the wire.
+const STRONGSWAN_IKE_SA_INIT: &[&str] = &[
+    "0841dec09c29ed930000000000000000212022080000000000000150220000300000002c010100040300000c0100000c",
+    "800e01000300000803000002030000080200000200000008040000022800008800020000e9d33d3b15c446b976a698d4",
+    "eb0370c752947a8b4d1538f9f86a6e093707b9a19a1ec3b98aca4b091cb6774c962a113909efe4e98b6225cb0d5ef301",
+    "dbf181aea42c3af9ef5ab9630b5a061fb6cca22e8255249e70b12613ccbcd9e090cf2d4fc503ea6a78ee16205046d8a0",
+    "2d6677c8720235cfa528455fc7cdfff1162bf7f729000024df2cfcaf3c6d00d4f2853400edc09682049d9883b1c1f8bc",
+    "79476974a60144082900001c00004004b29dc0d9986c61e8ad6ba9626a56e0ead24a1f3d2900001c000040054cb3e58a",
+    "563d72f1e2c4571543fdd989d362a580290000080000402e290000100000402f00020003000400050000000800004016",
+];
+
+#[test]
+fn golden_strongswan_ike_sa_init_decodes_and_reencodes_byte_for_byte() {
+    let bytes = hex::decode(STRONGSWAN_IKE_SA_INIT.concat()).unwrap();
+    let msg = Message::decode(&bytes).unwrap();
+    assert_eq!(msg.header.exchange, ExchangeType::IKE_SA_INIT);
+    assert_eq!(msg.header.flags, FLAG_INITIATOR);
+    let types: Vec<PayloadType> = msg.payloads.iter().map(Payload::ty).collect();
+    assert_eq!(
+        types[..3],
+        [PayloadType::SA, PayloadType::KE, PayloadType::NONCE]
+    );
+    let Payload::Sa(props) = &msg.payloads[0] else {
+        panic!("SA first")
+    };
+    assert_eq!(props.len(), 1);
+    let t = &props[0].transforms;
+    assert_eq!(t[0].ty, TransformType::ENCR);
+    assert_eq!((t[0].id, t[0].key_length()), (encr::AES_CBC, Some(256)));
+    assert!(t.iter().any(|t| t.ty == TransformType::DH && t.id == 2));
+    let Payload::Ke(ke) = &msg.payloads[1] else {
+        panic!("KE second")
+    };
+    assert_eq!((ke.group, ke.data.len()), (2, 128));
+    for n in [
+        NotifyType::NAT_DETECTION_SOURCE_IP,
+        NotifyType::NAT_DETECTION_DESTINATION_IP,
+        NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+        NotifyType::SIGNATURE_HASH_ALGORITHMS,
+    ] {
+        assert!(msg.notify(n).is_some(), "{n:?}");
+    }
+    // REDIRECT_SUPPORTED (16406) is not in the registry here and survives as a number.
+    assert!(msg.notify(NotifyType(16406)).is_some());
+    assert_eq!(msg.encode().unwrap(), bytes);
+}
