@@ -381,6 +381,8 @@ struct BhSide<'a> {
     esp_proposals: &'a [&'a str],
     pfs: &'a str,
     initiate: bool,
+    /// More `[tunnel.ike]` lines (lifetimes, DPD).
+    extra: &'a str,
 }
 
 /// Starts `bridgehead daemon` in gwa (behind the NAT) with one IKE tunnel to gwb, the PSK in a
@@ -401,7 +403,7 @@ fn start_bridgehead(lab: &mut Lab, side: &BhSide<'_>) {
          inside = [\"169.254.10.1/30\"]\nroutes = [\"10.2.0.0/16\"]\n\
          psk_file = \"{psk}\"\n\n\
          [tunnel.ike]\nproposals = [{p}]\nesp_proposals = [{e}]\npfs = \"{pfs}\"\n\
-         initiate = {init}\n",
+         initiate = {init}\n{extra}\n",
         priv_ip = addr::GWA_PRIVATE,
         pub_ip = addr::GWA_PUBLIC,
         peer = addr::GWB_PUBLIC,
@@ -410,6 +412,7 @@ fn start_bridgehead(lab: &mut Lab, side: &BhSide<'_>) {
         e = list(side.esp_proposals),
         pfs = side.pfs,
         init = side.initiate,
+        extra = side.extra,
     );
     let cfg = lab.dir.join("gwa.toml");
     bridgehead::lab::write_secret(&cfg, &text).unwrap();
@@ -473,6 +476,7 @@ fn bridgehead_initiates_to_aws_profile() {
             esp_proposals: &["aes256gcm16"],
             pfs: "ecp256",
             initiate: true,
+            extra: "",
         },
     );
     let sa = established(&lab, &cloud);
@@ -507,6 +511,7 @@ fn gcp_profile_initiates_to_bridgehead() {
             esp_proposals: &["aes128-sha256"],
             pfs: "modp2048",
             initiate: false,
+            extra: "",
         },
     );
     let cloud = charon(
@@ -550,6 +555,7 @@ fn bridgehead_initiates_to_azure_default_profile() {
             esp_proposals: &["aes256-sha1"],
             pfs: "none",
             initiate: true,
+            extra: "",
         },
     );
     let sa = established(&lab, &cloud);
@@ -611,6 +617,7 @@ fn gcp_profile_rekeys_child_with_pfs_under_traffic() {
             esp_proposals: &["aes128gcm16"],
             pfs: "modp2048",
             initiate: true,
+            extra: "",
         },
     );
     let cloud = charon(
@@ -658,6 +665,7 @@ fn azure_default_profile_rekeys_child_without_pfs() {
             esp_proposals: &["aes256-sha1"],
             pfs: "none",
             initiate: true,
+            extra: "",
         },
     );
     let sa = established(&lab, &cloud);
@@ -693,6 +701,7 @@ fn aws_profile_rekeys_the_ike_sa() {
             esp_proposals: &["aes256gcm16"],
             pfs: "ecp256",
             initiate: true,
+            extra: "",
         },
     );
     let sa = established(&lab, &cloud);
@@ -736,6 +745,7 @@ fn status_says_why_azure_refuses_our_proposals() {
             esp_proposals: &["aes256gcm16"],
             pfs: "ecp256",
             initiate: true,
+            extra: "",
         },
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -757,4 +767,176 @@ fn status_says_why_azure_refuses_our_proposals() {
     assert!(t["child"].is_null());
     assert!(cloud.list_sas(&lab.ns).unwrap().iter().all(|s| !s.is_up()));
     assert_eq!(lab.ping(Host::LanA, addr::LANB, 2, 56).unwrap(), 0);
+}
+
+/// The number of replies to `count` pings lana → lanb sent every 50 ms (a continuous stream).
+fn ping_stream(lab: &Lab, count: u32) -> u32 {
+    lab.ping(Host::LanA, addr::LANB, count, 56).unwrap()
+}
+
+/// bridgehead drives the rekeys: Child SA lifetime 10 s and IKE SA lifetime 30 s under a
+/// continuous 40 s ping stream (GCP profile, PFS ECP-256). Several Child and IKE rekeys happen,
+/// no ping is lost, and strongSwan ends with one IKE SA and one installed Child SA.
+#[test]
+fn bridgehead_rekeys_child_and_ike_sas_under_traffic() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::gcp(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "child_lifetime = 10\nike_lifetime = 30",
+        },
+    );
+    established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    let got = ping_stream(&lab, 800);
+    let st = lab.status(Host::GwA).unwrap();
+    let t = &st["ike"]["tunnels"][0];
+    let (children, ikes) = (
+        t["child_sas_up"].as_u64().unwrap(),
+        t["ike_sas_up"].as_u64().unwrap(),
+    );
+    eprintln!("bridgehead-driven rekeys: {children} Child SAs, {ikes} IKE SAs, {got}/800 pings");
+    assert!(children >= 4, "too few Child rekeys: {st:#}");
+    assert!(ikes >= 2, "no IKE rekey: {st:#}");
+    assert_eq!(got, 800, "pings lost across rekeys: {got}/800");
+    let sas = cloud.list_sas(&lab.ns).unwrap();
+    let up: Vec<_> = sas.iter().filter(|s| s.state == "ESTABLISHED").collect();
+    assert_eq!(up.len(), 1, "one IKE SA: {sas:#?}");
+    let installed = up[0]
+        .children
+        .iter()
+        .filter(|c| c.state == "INSTALLED")
+        .count();
+    assert_eq!(installed, 1, "one Child SA: {sas:#?}");
+}
+
+/// strongSwan (AWS profile with 8 s Child and 20 s IKE rekey times) drives the rekeys under a
+/// continuous ping stream: bridgehead answers every CREATE_CHILD_SA, no ping is lost.
+#[test]
+fn strongswan_rekeys_often_under_traffic() {
+    let mut lab = topology();
+    let mut profile = Profile::aws();
+    profile.child_rekey = Duration::from_secs(8);
+    profile.ike_rekey = Duration::from_secs(20);
+    let cloud = charon(&mut lab, Host::GwB, &cloud_conn(profile, StartAction::None));
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes128-sha256-modp2048"],
+            esp_proposals: &["aes128-sha256"],
+            pfs: "modp2048",
+            initiate: true,
+            extra: "",
+        },
+    );
+    established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    let got = ping_stream(&lab, 700);
+    let st = lab.status(Host::GwA).unwrap();
+    let t = &st["ike"]["tunnels"][0];
+    let (children, ikes) = (
+        t["child_sas_up"].as_u64().unwrap(),
+        t["ike_sas_up"].as_u64().unwrap(),
+    );
+    eprintln!("strongSwan-driven rekeys: {children} Child SAs, {ikes} IKE SAs, {got}/700 pings");
+    assert!(children >= 4, "too few Child rekeys: {st:#}");
+    assert!(ikes >= 2, "no IKE rekey: {st:#}");
+    assert_eq!(got, 700, "pings lost across rekeys: {got}/700");
+    assert_eq!(st["ike"]["tunnels"][0]["state"], "established");
+}
+
+/// strongSwan is killed: bridgehead's DPD (interval 2 s, timeout 6 s) declares the peer dead
+/// within its timeout plus the retransmission it is waiting on, removes the SAs, and once
+/// strongSwan is back the tunnel comes up again by itself and carries traffic.
+#[test]
+fn dpd_notices_a_dead_peer_and_the_tunnel_comes_back() {
+    let mut lab = topology();
+    let conn = cloud_conn(Profile::aws(), StartAction::None);
+    let cloud = charon(&mut lab, Host::GwB, &conn);
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "dpd_interval = 2\ndpd_timeout = 6",
+        },
+    );
+    established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    assert_pings(&lab, 3, "before the kill");
+    cloud.kill(&mut lab.ns).unwrap();
+    let killed = std::time::Instant::now();
+    let deadline = killed + Duration::from_secs(30);
+    let st = loop {
+        let st = lab.status(Host::GwA).unwrap();
+        if st["tunnels"][0]["state"] == "down" && st["ike"]["tunnels"][0]["state"] == "down" {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "DPD did not notice: {st:#}\n{}",
+            lab.log(Host::GwA)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let noticed = killed.elapsed();
+    eprintln!("DPD noticed the dead peer after {noticed:?}");
+    assert_eq!(st["ike"]["tunnels"][0]["down_reason"], "Timeout", "{st:#}");
+    // dpd_interval + dpd_timeout, with slack for the engine's retransmission schedule.
+    assert!(
+        noticed <= Duration::from_secs(2 + 6 + 6),
+        "took {noticed:?}"
+    );
+    // strongSwan returns (fresh state, same configuration); bridgehead re-initiates.
+    let cloud = charon(&mut lab, Host::GwB, &conn);
+    established(&lab, &cloud);
+    bh_child_count(&lab, 2, &cloud);
+    assert_pings(&lab, 5, "after strongSwan came back");
+}
+
+/// Both sides initiate at the same moment (strongSwan `start_action = start` and bridgehead
+/// `initiate = true` started together). It must end with one IKE SA and one Child SA pair on
+/// strongSwan's side, and traffic must pass.
+#[test]
+fn simultaneous_initiation_ends_with_one_sa_pair() {
+    let mut lab = topology();
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "",
+        },
+    );
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::Start),
+    );
+    established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    // Let duplicate SAs settle (deletes, INITIAL_CONTACT).
+    std::thread::sleep(Duration::from_secs(3));
+    let sas = cloud.list_sas(&lab.ns).unwrap();
+    let up: Vec<_> = sas.iter().filter(|s| s.state == "ESTABLISHED").collect();
+    assert_eq!(up.len(), 1, "one IKE SA: {sas:#?}\n{}", lab.log(Host::GwA));
+    let installed: usize = up
+        .iter()
+        .map(|s| s.children.iter().filter(|c| c.state == "INSTALLED").count())
+        .sum();
+    assert_eq!(installed, 1, "one Child SA pair: {sas:#?}");
+    assert_pings(&lab, 5, "after simultaneous initiation");
 }

@@ -1611,8 +1611,8 @@ impl Checker<'_> {
             c.int(src, &t, key, min, max)
                 .map(|v| v.and_then(|v| u64::try_from(v).ok()))
         };
-        let ike_lifetime = secs(self, "ike_lifetime", 300, 86_400);
-        let child_lifetime = secs(self, "child_lifetime", 120, 86_400);
+        let ike_lifetime = secs(self, "ike_lifetime", 30, 86_400);
+        let child_lifetime = secs(self, "child_lifetime", 10, 86_400);
         let dpd_interval = secs(self, "dpd_interval", 0, 3_600);
         let dpd_timeout = secs(self, "dpd_timeout", 5, 3_600);
         let ike_s = ike_lifetime.ok()?.unwrap_or(d.ike_lifetime.as_secs());

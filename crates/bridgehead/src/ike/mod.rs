@@ -8,10 +8,16 @@
 //!
 //! Engine events drive the dataplane: `ChildSaUp` builds an [`InboundSa`] and an
 //! [`OutboundSa`] from the negotiated suite and keys and installs them in the tunnel's slot of
-//! the SA table, make-before-break (the new outbound SA replaces the old one at once; the old
-//! inbound SA stays until its `ChildSaDown`), and points the tunnel at the SA's peer address
-//! (the NAT-T port after the float). `ChildSaDown` removes the inbound SA and clears the
-//! outbound one if it was the one removed. [`IkeService::status_json`] shows per tunnel the
+//! the SA table, make-before-break, and points the tunnel at the SA's peer address (the NAT-T
+//! port after the float). The new inbound SA is installed at once and the old one stays until
+//! its `ChildSaDown`. A first Child SA's outbound SA is used at once, and so is one from a rekey
+//! we initiated (the peer installed its side before answering). From a rekey the peer
+//! initiated (the SA appears while we answer a request), the outbound SA waits until the peer
+//! has surely installed its inbound side: traffic arrives on the new inbound SA, the old pair
+//! is deleted, or [`OUTBOUND_SWITCH`] passes. Otherwise our first packets under the new SPI can
+//! overtake our response; strongSwan delays its own outbound switch as responder for the same
+//! reason. `ChildSaDown` removes the
+//! inbound SA and clears the outbound one if it was the one removed. [`IkeService::status_json`] shows per tunnel the
 //! IKE state, SPIs, algorithms and why it is down.
 //!
 //! Tunnels with `initiate = true` are started at once (and restarted by the engine after
@@ -45,6 +51,9 @@ pub const IKE_PORT: u16 = 500;
 
 /// Longest the thread sleeps between looks at the dataplane queue and the stop flag.
 const TICK: Duration = Duration::from_millis(10);
+
+/// Longest a rekeyed Child SA waits before its outbound SA replaces the old one.
+pub const OUTBOUND_SWITCH: Duration = Duration::from_secs(2);
 
 /// Largest IKE datagram read from port 500.
 const MAX_DATAGRAM: usize = 65_535;
@@ -194,6 +203,8 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         origin: std::time::Instant::now(),
         esp_port,
         replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
+        pending: Vec::new(),
+        in_response: None,
     };
     let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -263,6 +274,24 @@ struct Shell {
     origin: std::time::Instant,
     esp_port: u16,
     replay_window: Vec<u32>,
+    /// Rekeyed outbound SAs waiting to replace the old ones (see the module documentation).
+    pending: Vec<PendingOutbound>,
+    /// While handling a datagram: whether it is an IKE response (R flag, RFC 7296 §3.1).
+    in_response: Option<bool>,
+}
+
+/// A rekeyed Child SA whose outbound SA is not in use yet.
+struct PendingOutbound {
+    /// Dataplane tunnel index.
+    idx: usize,
+    /// The new outbound SA.
+    out: Arc<OutboundSa>,
+    /// The new inbound SA (traffic on it means the peer switched).
+    inb: Arc<InboundSa>,
+    /// The inbound SPI of the pair it replaces.
+    replaces: u32,
+    /// When to switch regardless.
+    deadline: std::time::Instant,
 }
 
 impl Shell {
@@ -288,10 +317,9 @@ impl Shell {
             // Port 500, with the read timeout as the tick.
             match self.socket.recv_from(&mut buf) {
                 Ok((n, src)) => {
-                    let now = self.now();
                     let local = local500.unwrap_or_else(|| SocketAddr::new(src.ip(), IKE_PORT));
                     if let Some(data) = buf.get(..n) {
-                        self.endpoint.handle_datagram(now, src, local, data);
+                        self.datagram(src, local, data);
                     }
                 }
                 Err(e)
@@ -304,10 +332,7 @@ impl Shell {
             // Port 4500, from the dataplane.
             loop {
                 match self.rx.try_recv() {
-                    Ok(d) => {
-                        let now = self.now();
-                        self.endpoint.handle_datagram(now, d.src, d.local, &d.data);
-                    }
+                    Ok(d) => self.datagram(d.src, d.local, &d.data),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return,
                 }
@@ -317,6 +342,7 @@ impl Shell {
                 self.endpoint.handle_timeout(now);
             }
             self.flush();
+            self.switch_outbound(None);
         }
         // Stopping: delete every IKE SA so the peers do not wait for DPD.
         let now = self.now();
@@ -324,6 +350,19 @@ impl Shell {
             self.endpoint.close(now, id);
         }
         self.flush();
+    }
+
+    /// Hands one IKE message to the engine and acts on what it produces.
+    fn datagram(&mut self, src: SocketAddr, local: SocketAddr, data: &[u8]) {
+        /// Offset of the flags octet in the IKE header (RFC 7296 §3.1).
+        const FLAGS: usize = 19;
+        /// The Response flag.
+        const RESPONSE: u8 = 0x20;
+        let now = self.now();
+        self.in_response = data.get(FLAGS).map(|f| f & RESPONSE != 0);
+        self.endpoint.handle_datagram(now, src, local, data);
+        self.flush();
+        self.in_response = None;
     }
 
     /// Sends what the engine queued and acts on its events.
@@ -340,6 +379,28 @@ impl Shell {
         }
         while let Some(ev) = self.endpoint.poll_event() {
             self.event(ev);
+        }
+    }
+
+    /// Puts pending outbound SAs in use: those whose inbound SA has seen traffic or whose
+    /// deadline passed, and the one replacing inbound SPI `deleted` (its old pair is going).
+    fn switch_outbound(&mut self, deleted: Option<u32>) {
+        let now = std::time::Instant::now();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| {
+                deleted == Some(p.replaces)
+                    || p.inb.counters().snapshot().packets > 0
+                    || now >= p.deadline
+            });
+        self.pending = waiting;
+        for p in ready {
+            tracing::debug!(
+                tunnel = p.idx,
+                out_spi = %format_args!("{:#010x}", p.out.spi()),
+                "rekeyed outbound SA in use"
+            );
+            self.dp.sas().set_outbound(p.idx, Some(p.out));
         }
     }
 
@@ -439,9 +500,11 @@ impl Shell {
                         return;
                     }
                 };
-                // New inbound first, so the peer's first packets under it are accepted; then
-                // the new outbound replaces the old one. The old inbound stays until deleted.
-                self.dp.sas().add_inbound(idx, Arc::new(inb));
+                // New inbound first, so the peer's first packets under it are accepted; the old
+                // inbound stays until deleted.
+                let inb = Arc::new(inb);
+                let out = Arc::new(out);
+                self.dp.sas().add_inbound(idx, Arc::clone(&inb));
                 if let Some(t) = self.dp.tunnels().get(idx) {
                     let peer = if udp_encap {
                         remote
@@ -450,7 +513,28 @@ impl Shell {
                     };
                     t.peer.store(Arc::new(peer));
                 }
-                self.dp.sas().set_outbound(idx, Some(Arc::new(out)));
+                // A newer rekey supersedes a pending one of the same tunnel.
+                self.pending.retain(|p| p.idx != idx);
+                let has_outbound = self
+                    .dp
+                    .sas()
+                    .load()
+                    .outbound
+                    .get(idx)
+                    .is_some_and(Option::is_some);
+                // Only a rekey the peer initiated (we are answering its request) waits.
+                match replaces {
+                    Some(old) if has_outbound && self.in_response == Some(false) => {
+                        self.pending.push(PendingOutbound {
+                            idx,
+                            out,
+                            inb,
+                            replaces: old,
+                            deadline: std::time::Instant::now() + OUTBOUND_SWITCH,
+                        });
+                    }
+                    _ => self.dp.sas().set_outbound(idx, Some(out)),
+                }
                 let name = suite.name().unwrap_or("?");
                 tracing::info!(
                     tunnel = tunnel.0,
@@ -483,6 +567,10 @@ impl Shell {
                 let Some((pos, idx)) = self.index(tunnel) else {
                     return;
                 };
+                // Its replacement's outbound SA goes into use before it goes.
+                self.switch_outbound(Some(inbound_spi));
+                self.pending
+                    .retain(|p| !(p.idx == idx && p.inb.spi() == inbound_spi));
                 self.dp.sas().remove_inbound(inbound_spi);
                 let current = self
                     .dp
