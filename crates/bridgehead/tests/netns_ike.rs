@@ -940,3 +940,140 @@ fn simultaneous_initiation_ends_with_one_sa_pair() {
     assert_eq!(installed, 1, "one Child SA pair: {sas:#?}");
     assert_pings(&lab, 5, "after simultaneous initiation");
 }
+
+/// One row of the interop matrix: cloud profile, who initiates, what bridgehead offers, and
+/// what strongSwan must report for the IKE SA and the Child SA.
+struct Case {
+    cloud: fn() -> Profile,
+    bh_initiates: bool,
+    ike: &'static str,
+    esp: &'static str,
+    pfs: &'static str,
+    want_ike: Algs<'static>,
+    want_child: Algs<'static>,
+}
+
+/// The interop matrix (role × cloud profile × algorithm set) beyond the tests above: each row
+/// builds its own lab, brings the tunnel up through the 1:1 NAT, checks both SAs' algorithms on
+/// strongSwan's side and pings LAN to LAN both ways.
+#[test]
+fn interop_matrix() {
+    let cases = [
+        Case {
+            cloud: Profile::aws,
+            bh_initiates: true,
+            ike: "aes128-sha1-modp2048",
+            esp: "aes128-sha1",
+            pfs: "modp2048",
+            want_ike: (
+                "AES_CBC",
+                "128",
+                "HMAC_SHA1_96",
+                "PRF_HMAC_SHA1",
+                "MODP_2048",
+            ),
+            want_child: ("AES_CBC", "128", "HMAC_SHA1_96", "", ""),
+        },
+        Case {
+            cloud: Profile::aws,
+            bh_initiates: false,
+            ike: "aes256gcm16-prfsha384-ecp384",
+            esp: "aes128gcm16",
+            pfs: "ecp384",
+            want_ike: ("AES_GCM_16", "256", "", "PRF_HMAC_SHA2_384", "ECP_384"),
+            want_child: ("AES_GCM_16", "128", "", "", ""),
+        },
+        Case {
+            cloud: Profile::aws,
+            bh_initiates: true,
+            ike: "aes256-sha384-ecp521",
+            esp: "aes256-sha512",
+            pfs: "ecp521",
+            want_ike: (
+                "AES_CBC",
+                "256",
+                "HMAC_SHA2_384_192",
+                "PRF_HMAC_SHA2_384",
+                "ECP_521",
+            ),
+            want_child: ("AES_CBC", "256", "HMAC_SHA2_512_256", "", ""),
+        },
+        Case {
+            cloud: Profile::azure_default,
+            bh_initiates: false,
+            ike: "aes128-aes256-sha1-sha256-modp1024",
+            esp: "aes256gcm16",
+            pfs: "none",
+            want_ike: (
+                "AES_CBC",
+                "256",
+                "HMAC_SHA1_96",
+                "PRF_HMAC_SHA1",
+                "MODP_1024",
+            ),
+            want_child: ("AES_GCM_16", "256", "", "", ""),
+        },
+        Case {
+            cloud: Profile::gcp,
+            bh_initiates: true,
+            ike: "aes256-sha512-modp2048s256",
+            esp: "aes256-sha512",
+            pfs: "modp2048s256",
+            want_ike: (
+                "AES_CBC",
+                "256",
+                "HMAC_SHA2_512_256",
+                "PRF_HMAC_SHA2_512",
+                "MODP_2048_256",
+            ),
+            want_child: ("AES_CBC", "256", "HMAC_SHA2_512_256", "", ""),
+        },
+        Case {
+            cloud: Profile::gcp,
+            bh_initiates: false,
+            ike: "aes128gcm16-prfsha256-ecp256",
+            esp: "aes256gcm16",
+            pfs: "ecp256",
+            want_ike: ("AES_GCM_16", "128", "", "PRF_HMAC_SHA2_256", "ECP_256"),
+            want_child: ("AES_GCM_16", "256", "", "", ""),
+        },
+    ];
+    for case in &cases {
+        let profile = (case.cloud)();
+        let who = format!(
+            "{} with bridgehead as {}: {} / {}",
+            profile.name,
+            if case.bh_initiates {
+                "initiator"
+            } else {
+                "responder"
+            },
+            case.ike,
+            case.esp
+        );
+        let mut lab = topology();
+        let start = if case.bh_initiates {
+            StartAction::None
+        } else {
+            StartAction::Start
+        };
+        start_bridgehead(
+            &mut lab,
+            &BhSide {
+                proposals: &[case.ike],
+                esp_proposals: &[case.esp],
+                pfs: case.pfs,
+                initiate: case.bh_initiates,
+                extra: "",
+            },
+        );
+        let cloud = charon(&mut lab, Host::GwB, &cloud_conn(profile, start));
+        let sa = established(&lab, &cloud);
+        assert_eq!(sa.initiator, !case.bh_initiates, "{who}");
+        assert_ike_algs(&sa, case.want_ike, &who);
+        assert_child_algs(&sa, case.want_child, &who);
+        bh_child_up(&lab, &cloud);
+        assert_pings(&lab, 3, &who);
+        eprintln!("interop ok: {who}");
+    }
+}
