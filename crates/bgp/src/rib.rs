@@ -5,7 +5,6 @@
 //! Not done: IGP cost to the next hop (§9.1.2.2 e; next hops are on the tunnel links),
 //! always-compare-MED, route reflection, weights.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -98,15 +97,20 @@ pub fn select(cands: &[Candidate], max_paths: usize) -> Vec<usize> {
         .min()
         .unwrap_or(Origin::Igp);
     live.retain(|&i| cands[i].origin == min_origin);
-    let mut min_med: HashMap<Option<u32>, u32> = HashMap::new();
+    // Lowest MED per neighbor AS (few candidates: a small vector beats a map).
+    let mut min_med: Vec<(Option<u32>, u32)> = Vec::new();
     for &i in &live {
-        let e = min_med.entry(cands[i].neighbor_as).or_insert(u32::MAX);
-        *e = (*e).min(cands[i].med);
+        let (asn, med) = (cands[i].neighbor_as, cands[i].med);
+        match min_med.iter_mut().find(|(a, _)| *a == asn) {
+            Some((_, m)) => *m = (*m).min(med),
+            None => min_med.push((asn, med)),
+        }
     }
     live.retain(|&i| {
         min_med
-            .get(&cands[i].neighbor_as)
-            .is_none_or(|&m| cands[i].med == m)
+            .iter()
+            .find(|(a, _)| *a == cands[i].neighbor_as)
+            .is_none_or(|&(_, m)| cands[i].med == m)
     });
     if live.iter().any(|&i| cands[i].ebgp) {
         live.retain(|&i| cands[i].ebgp);
