@@ -138,6 +138,7 @@ fn reference_daemons_peer_and_exchange_routes() {
             ],
             announce: vec!["10.61.0.0/24".into(), "fd00:61::/48".into()],
             kernel: true,
+            graceful_restart: None,
         },
     );
     let mut frr = w.start(
@@ -149,6 +150,7 @@ fn reference_daemons_peer_and_exchange_routes() {
             neighbors: vec![nbr("10.60.1.1", BIRD_AS), nbr("fd00:60:1::1", BIRD_AS)],
             announce: vec!["10.62.0.0/24".into(), "fd00:62::/48".into()],
             kernel: false,
+            graceful_restart: None,
         },
     );
     let gobgp = w.start(
@@ -160,6 +162,7 @@ fn reference_daemons_peer_and_exchange_routes() {
             neighbors: vec![nbr("10.60.2.1", BIRD_AS), nbr("fd00:60:2::1", BIRD_AS)],
             announce: vec!["10.63.0.0/24".into(), "fd00:63::/48".into()],
             kernel: false,
+            graceful_restart: None,
         },
     );
     let t = Duration::from_secs(30);
@@ -311,6 +314,7 @@ fn session_routes_and_withdraw(kind: Kind) {
             neighbors: vec![nbr("10.60.1.1", US_AS), nbr("fd00:60:1::1", US_AS)],
             announce: vec!["10.62.0.0/24".into(), "fd00:62::/48".into()],
             kernel: false,
+            graceful_restart: None,
         },
     );
     let sock = w.start_us(
@@ -400,6 +404,7 @@ fn two_sessions_to_one_as_give_one_multipath_route() {
                 neighbors: vec![nbr(&format!("10.60.{n}.1"), US_AS)],
                 announce: vec!["10.65.0.0/24".into()],
                 kernel: false,
+                graceful_restart: None,
             },
         );
     }
@@ -451,6 +456,7 @@ fn a_device_going_down_takes_its_next_hop_out_at_once() {
                 }],
                 announce: vec!["10.65.0.0/24".into()],
                 kernel: false,
+                graceful_restart: None,
             },
         );
     }
@@ -503,6 +509,7 @@ fn a_dead_peers_routes_leave_the_kernel_at_hold_expiry() {
             neighbors: vec![nbr("10.60.1.1", US_AS)],
             announce: vec!["10.62.0.0/24".into()],
             kernel: false,
+            graceful_restart: None,
         },
     );
     let sock = w.start_us(&us, &our_bgp(&[("10.60.1.2", FRR_AS)]));
@@ -552,6 +559,7 @@ fn a_wrong_as_open_is_refused_and_each_peer_sees_our_notification() {
                 neighbors: vec![nbr(&format!("10.60.{n}.1"), US_AS)],
                 announce: vec!["10.62.0.0/24".into()],
                 kernel: false,
+                graceful_restart: None,
             },
         );
         peers.push((n, d));
@@ -669,6 +677,7 @@ fn bird_over_a_manual_key_tunnel() {
             neighbors: vec![nbr("169.254.30.1", US_AS), nbr("fd00:30::1", US_AS)],
             announce: vec!["10.66.0.0/24".into(), "fd00:66::/48".into()],
             kernel: true,
+            graceful_restart: None,
         },
     );
     // Our daemon: the tunnel plus the speaker. Its config holds keys: mode 0600.
@@ -729,4 +738,154 @@ fn bird_over_a_manual_key_tunnel() {
             bird.log()
         )
     });
+}
+
+/// At start-up our stale routes (protocol 190, our table and metric) are removed and nobody
+/// else's are touched, also after a daemon that had learned routes ended.
+#[test]
+fn stale_routes_go_at_start_and_nobody_elses() {
+    let mut w = World::new();
+    let (us, peer) = (w.add("us"), w.add("peer"));
+    w.link(&us, &peer, 1);
+    w.start(
+        Kind::Gobgp,
+        &peer,
+        &BgpdConfig {
+            asn: FRR_AS,
+            router_id: "10.60.0.2".parse().unwrap(),
+            neighbors: vec![nbr("10.60.1.1", US_AS)],
+            announce: vec!["10.62.0.0/24".into()],
+            kernel: false,
+            graceful_restart: None,
+        },
+    );
+    let route = |args: &[&str]| {
+        let mut a = vec!["route", "add"];
+        a.extend_from_slice(args);
+        w.nss.ip(&us, &a).unwrap();
+    };
+    route(&["10.99.0.0/16", "dev", "v1a", "proto", "190", "metric", "20"]); // ours, stale
+    route(&[
+        "10.98.0.0/16",
+        "dev",
+        "v1a",
+        "proto",
+        "static",
+        "metric",
+        "20",
+    ]);
+    route(&["10.97.0.0/16", "dev", "v1a", "proto", "190", "metric", "5"]); // not our metric
+    route(&[
+        "10.62.0.0/24",
+        "dev",
+        "v1a",
+        "proto",
+        "static",
+        "metric",
+        "100",
+    ]);
+    let sock = w.start_us(&us, &our_bgp(&[("10.60.1.2", FRR_AS)]));
+    let t = Duration::from_secs(40);
+    wait_for(t, "the learned route", || {
+        Ok(kernel_route(&w, &us, "10.62.0.0/24").contains("via 10.60.1.2 dev v1a proto 190"))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", bgp_status(&sock)));
+    assert_eq!(
+        kernel_route(&w, &us, "10.99.0.0/16").trim(),
+        "",
+        "stale route of ours"
+    );
+    for kept in ["10.98.0.0/16", "10.97.0.0/16"] {
+        assert!(
+            !kernel_route(&w, &us, kept).trim().is_empty(),
+            "{kept} was removed"
+        );
+    }
+    // The static 10.62.0.0/24 at metric 100 lives beside ours.
+    assert!(kernel_route(&w, &us, "10.62.0.0/24").contains("proto 4 scope 253 metric 100"));
+
+    // A daemon that ends leaves its routes (the daemon keeps the service alive until exit);
+    // the next start with no neighbor removes them as stale, and only them.
+    w.nss
+        .stop(&format!("{us}-bridgehead"), Duration::from_secs(10));
+    let conf = w.dir.join("us-again.toml");
+    std::fs::write(
+        &conf,
+        format!("[bgp]\nasn = {US_AS}\nrouter_id = \"10.60.0.10\"\n"),
+    )
+    .unwrap();
+    let sock2 = w.dir.join("us-again.sock");
+    let mut c = w.nss.exec(&us, env!("CARGO_BIN_EXE_bridgehead"));
+    c.arg("daemon")
+        .arg("--config")
+        .arg(&conf)
+        .arg("--control")
+        .arg(&sock2);
+    w.nss.spawn("us-again", c).unwrap();
+    let s2 = sock2.clone();
+    wait_for(Duration::from_secs(20), "the second daemon", || {
+        Ok(bridgehead::control::request(&s2, "status").is_ok())
+    })
+    .unwrap();
+    let r = kernel_route(&w, &us, "10.62.0.0/24");
+    assert!(
+        !r.contains("proto 190"),
+        "a stale route of ours survived a start: {r}"
+    );
+    assert!(r.contains("proto 4"), "{r}");
+    assert!(!kernel_route(&w, &us, "10.98.0.0/16").trim().is_empty());
+    assert!(!kernel_route(&w, &us, "10.97.0.0/16").trim().is_empty());
+}
+
+/// Graceful restart (RFC 4724) with GoBGP: its process dies (TCP closes, no NOTIFICATION), its
+/// routes stay in our kernel as stale while it restarts, and are still there once the new
+/// session is up.
+#[test]
+fn graceful_restart_keeps_gobgps_routes_across_its_restart() {
+    let mut w = World::new();
+    let (us, peer) = (w.add("us"), w.add("peer"));
+    w.link(&us, &peer, 1);
+    let cfg = BgpdConfig {
+        asn: FRR_AS,
+        router_id: "10.60.0.2".parse().unwrap(),
+        neighbors: vec![nbr("10.60.1.1", US_AS)],
+        announce: vec!["10.62.0.0/24".into()],
+        kernel: false,
+        graceful_restart: Some(60),
+    };
+    let g = w.start(Kind::Gobgp, &peer, &cfg);
+    let sock = w.start_us(&us, &our_bgp(&[("10.60.1.2", FRR_AS)]));
+    let t = Duration::from_secs(40);
+    let learned = |w: &World| kernel_route(w, &us, "10.62.0.0/24").contains(RTPROT);
+    wait_for(t, "the learned route", || Ok(learned(&w)))
+        .unwrap_or_else(|e| panic!("{e:#}: {}", bgp_status(&sock)));
+
+    let pid = g.pid().to_string();
+    bridgehead::netns::run(std::process::Command::new("kill").args(["-KILL", &pid])).unwrap();
+    wait_for(
+        Duration::from_secs(15),
+        "our side to see the session go",
+        || Ok(our_neighbor(&sock, "10.60.1.2")["state"] != "Established"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        learned(&w),
+        "the route went with the session: {}",
+        bgp_status(&sock)
+    );
+
+    // The restarted GoBGP (label and files of its own) re-establishes and re-announces.
+    let label = format!("{peer}-gobgp-restarted");
+    let dir = w.dir.join(&label);
+    let g2 = Bgpd::start(&mut w.nss, Kind::Gobgp, &peer, &dir, &label, &cfg).unwrap();
+    g2.wait_established(&w.nss, a("10.60.1.1"), t)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", g2.log()));
+    wait_for(t, "our side Established again", || {
+        Ok(our_neighbor(&sock, "10.60.1.2")["state"] == "Established")
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(learned(&w), "{}", bgp_status(&sock));
+    assert!(our_neighbor(&sock, "10.60.1.2")["flaps"].as_u64() >= Some(1));
 }

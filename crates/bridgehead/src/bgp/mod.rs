@@ -21,7 +21,8 @@
 //!
 //! Not done here: TCP MD5 (RFC 2385), GTSM, IPv6 hop limits for multihop sessions (IPv6
 //! sessions use the kernel default), configuration reload, and keeping routes across a restart
-//! of bridgehead (they are withdrawn from the kernel when the service stops).
+//! of bridgehead. Routes are withdrawn from the kernel by [`BgpService::shutdown`] (or drop);
+//! if the process ends without either, they stay until the next start removes them as stale.
 
 pub mod fib;
 
@@ -72,7 +73,7 @@ pub struct BgpService {
     status: Arc<Mutex<Value>>,
     stop: Arc<AtomicBool>,
     wake: Arc<EventFd>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Starts the BGP speaker for the configured neighbors; without `[bgp]` it does nothing.
@@ -85,7 +86,7 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
             status,
             stop,
             wake,
-            thread: None,
+            thread: Mutex::new(None),
         });
     };
     let mut lp = Loop::new(cfg, &bgp, Arc::clone(&wake), Arc::clone(&status))?;
@@ -112,7 +113,7 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
         status,
         stop,
         wake,
-        thread: Some(thread),
+        thread: Mutex::new(Some(thread)),
     })
 }
 
@@ -123,13 +124,22 @@ impl BgpService {
     }
 }
 
-impl Drop for BgpService {
-    fn drop(&mut self) {
+impl BgpService {
+    /// Stops the speaker (its TCP connections close) and takes its routes out of the kernel;
+    /// returns when done. Also done on drop; calling it twice is harmless.
+    pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.wake.notify();
-        if let Some(t) = self.thread.take() {
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = handle {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for BgpService {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

@@ -77,6 +77,8 @@ pub struct BgpdConfig {
     pub announce: Vec<String>,
     /// Install learned routes into the namespace's kernel table main (BIRD and FRR only).
     pub kernel: bool,
+    /// Advertise the graceful restart capability (RFC 4724) with this restart time, seconds.
+    pub graceful_restart: Option<u16>,
 }
 
 /// A running daemon.
@@ -499,6 +501,9 @@ impl Bgpd {
             if n.passive {
                 s.push_str("  passive on;\n");
             }
+            if let Some(t) = c.graceful_restart {
+                let _ = writeln!(s, "  graceful restart on;\n  graceful restart time {t};");
+            }
             let _ = writeln!(
                 s,
                 "  {af} {{ import all; export where source = RTS_STATIC; }};"
@@ -522,6 +527,12 @@ impl Bgpd {
         let _ = writeln!(s, " bgp router-id {}", c.router_id);
         s.push_str(" no bgp ebgp-requires-policy\n no bgp network import-check\n");
         s.push_str(" no bgp default ipv4-unicast\n bgp bestpath as-path multipath-relax\n");
+        if let Some(t) = c.graceful_restart {
+            let _ = writeln!(
+                s,
+                " bgp graceful-restart\n bgp graceful-restart restart-time {t}"
+            );
+        }
         for n in &c.neighbors {
             let _ = writeln!(s, " neighbor {} remote-as {}", n.address, n.asn);
             let _ = writeln!(
@@ -586,10 +597,22 @@ impl Bgpd {
                 "  [neighbors.transport.config]\n    passive-mode = {}",
                 n.passive
             );
+            if let Some(t) = c.graceful_restart {
+                let _ = writeln!(
+                    s,
+                    "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {t}"
+                );
+            }
             let _ = writeln!(
                 s,
-                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{af}\"\n"
+                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{af}\""
             );
+            if c.graceful_restart.is_some() {
+                s.push_str(
+                    "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+                );
+            }
+            s.push('\n');
         }
         s
     }
@@ -687,6 +710,7 @@ mod tests {
             ],
             announce: vec!["10.1.0.0/24".into(), "fd00:1::/48".into()],
             kernel: true,
+            graceful_restart: None,
         }
     }
 
@@ -730,6 +754,22 @@ mod tests {
         );
         assert!(c.contains("passive-mode = true"), "{c}");
         assert!(c.contains("afi-safi-name = \"ipv6-unicast\""), "{c}");
+    }
+
+    #[test]
+    fn graceful_restart_is_configured_in_each_daemon_when_asked() {
+        let mut d = bgpd(Kind::Gobgp);
+        assert!(!d.gobgp_conf().contains("graceful-restart"));
+        d.cfg.graceful_restart = Some(60);
+        let g = d.gobgp_conf();
+        assert_eq!(g.matches("restart-time = 60").count(), 2, "{g}");
+        assert_eq!(
+            g.matches("[neighbors.afi-safis.mp-graceful-restart.config]")
+                .count(),
+            2
+        );
+        let f = d.frr_conf();
+        assert!(f.contains(" bgp graceful-restart restart-time 60\n"), "{f}");
     }
 
     #[test]
