@@ -388,6 +388,12 @@ struct BhSide<'a> {
 /// Starts `bridgehead daemon` in gwa (behind the NAT) with one IKE tunnel to gwb, the PSK in a
 /// 0600 file, and waits for its control socket.
 fn start_bridgehead(lab: &mut Lab, side: &BhSide<'_>) {
+    start_bridgehead_with(lab, side, false);
+}
+
+/// As [`start_bridgehead`]; with `dual_stack` the tunnel also has fd00:10::1/126 inside and
+/// routes site B's IPv6 LAN.
+fn start_bridgehead_with(lab: &mut Lab, side: &BhSide<'_>, dual_stack: bool) {
     let list = |v: &[&str]| {
         v.iter()
             .map(|s| format!("\"{s}\""))
@@ -400,7 +406,7 @@ fn start_bridgehead(lab: &mut Lab, side: &BhSide<'_>) {
         "[appliance]\nprivate_ip = \"{priv_ip}\"\npublic_ip = \"{pub_ip}\"\n\n\
          [dataplane]\nworkers = 2\n\n\
          [[tunnel]]\nname = \"ike\"\npeer = \"{peer}\"\n\
-         inside = [\"169.254.10.1/30\"]\nroutes = [\"10.2.0.0/16\"]\n\
+         inside = [\"169.254.10.1/30\"{inside6}]\nroutes = [\"10.2.0.0/16\"{routes6}]\n\
          psk_file = \"{psk}\"\n\n\
          [tunnel.ike]\nproposals = [{p}]\nesp_proposals = [{e}]\npfs = \"{pfs}\"\n\
          initiate = {init}\n{extra}\n",
@@ -413,6 +419,12 @@ fn start_bridgehead(lab: &mut Lab, side: &BhSide<'_>) {
         pfs = side.pfs,
         init = side.initiate,
         extra = side.extra,
+        inside6 = if dual_stack {
+            ", \"fd00:10::1/126\""
+        } else {
+            ""
+        },
+        routes6 = if dual_stack { ", \"fd02::/64\"" } else { "" },
     );
     let cfg = lab.dir.join("gwa.toml");
     bridgehead::lab::write_secret(&cfg, &text).unwrap();
@@ -1075,5 +1087,37 @@ fn interop_matrix() {
         bh_child_up(&lab, &cloud);
         assert_pings(&lab, 3, &who);
         eprintln!("interop ok: {who}");
+    }
+}
+
+/// Dual stack, as GCP offers: the Child SA carries 0.0.0.0/0 and ::/0 (bridgehead proposes
+/// both), and IPv6 LAN traffic passes through the same tunnel as IPv4, both ways.
+#[test]
+fn dual_stack_child_sa_carries_ipv6() {
+    let mut lab = topology();
+    let mut conn = cloud_conn(Profile::gcp(), StartAction::None);
+    conn.ts = ("0.0.0.0/0,::/0".into(), "0.0.0.0/0,::/0".into());
+    let cloud = charon(&mut lab, Host::GwB, &conn);
+    cloud.route(&lab.ns, "fd01::/64").unwrap();
+    start_bridgehead_with(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "",
+        },
+        true,
+    );
+    let sa = established(&lab, &cloud);
+    let child = sa.installed_child().unwrap();
+    assert_eq!(child.get("local-ts"), "0.0.0.0/0 ::/0", "{child:#?}");
+    assert_eq!(child.get("remote-ts"), "0.0.0.0/0 ::/0", "{child:#?}");
+    bh_child_up(&lab, &cloud);
+    assert_pings(&lab, 3, "dual stack, IPv4");
+    for (from, dst) in [(Host::LanA, addr::LANB6), (Host::LanB, addr::LANA6)] {
+        let got = lab.ping(from, dst, 3, 56).unwrap();
+        assert_eq!(got, 3, "IPv6 ping {from:?} -> {dst}: {got}/3");
     }
 }
