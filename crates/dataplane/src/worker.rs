@@ -213,7 +213,9 @@ impl Worker {
             let mut drained = false;
             while n + MAX_FRAGMENTS <= BATCH {
                 let got = if vnet {
-                    self.next_segment(t, n, &mut tally)
+                    // Past ROUNDS only the half-cut super-packet is finished, so the other
+                    // descriptors get their turn.
+                    self.next_segment(t, n, round < ROUNDS, &mut tally)
                 } else {
                     self.read_plain(t, n)
                 };
@@ -269,10 +271,19 @@ impl Worker {
     /// Puts the next segment of tunnel `t`'s vnet-header queue into slot `n`, reading a new
     /// (super-)packet when the last one is used up. `Some(true)`: a segment is in the slot;
     /// `Some(false)`: a packet was dropped as malformed; `None`: the queue is empty.
-    fn next_segment(&mut self, t: usize, n: usize, tally: &mut TunnelSnapshot) -> Option<bool> {
+    fn next_segment(
+        &mut self,
+        t: usize,
+        n: usize,
+        may_read: bool,
+        tally: &mut TunnelSnapshot,
+    ) -> Option<bool> {
         let (len, done) = match self.pending {
             Some((pt, len, done)) if pt == t => (len, done),
             _ => {
+                if !may_read {
+                    return None;
+                }
                 let q = self.tun.get(t)?;
                 // why: one read returns a whole TSO/USO super-packet (up to ~45 segments), so
                 // the per-packet kernel cost of the TUN is paid once per 64 KiB.
@@ -534,10 +545,14 @@ impl Worker {
                     if segment.is_some()
                         && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) =>
                 {
-                    // The egress device cannot do GSO: send this run, and all later ones,
-                    // one datagram at a time (quinn-udp and wireguard-go fall back alike).
-                    tracing::info!(worker = self.id, error = %e, "UDP GSO refused; sending without it");
-                    self.gso = false;
+                    // EIO: the egress device cannot checksum GSO, so send this run, and all
+                    // later ones, one datagram at a time (quinn-udp and wireguard-go fall back
+                    // alike). EINVAL: this run did not suit GSO (e.g. larger than the path
+                    // MTU); send it datagram by datagram and keep GSO for the next.
+                    if e.raw_os_error() == Some(libc::EIO) {
+                        tracing::info!(worker = self.id, error = %e, "UDP GSO refused; sending without it");
+                        self.gso = false;
+                    }
                     for part in &parts[..k] {
                         if !matches!(self.udp.send_to(part, peer), Ok(l) if l > 0) {
                             tally.send_errors += 1;
@@ -618,6 +633,18 @@ impl Worker {
                     meta.stride
                 };
                 let mut off = 0;
+                if meta.len == 0 {
+                    // An empty datagram: one empty slot, counted as malformed downstream.
+                    if n == BATCH {
+                        self.open_and_deliver(n, false);
+                        n = 0;
+                    }
+                    if let Some(slot) = self.bufs.get_mut(n) {
+                        slot.reset_for_read();
+                        self.metas[n] = RecvMeta { stride: 0, ..meta };
+                        n += 1;
+                    }
+                }
                 while off < meta.len {
                     if n == BATCH {
                         self.open_and_deliver(n, false);
