@@ -357,11 +357,17 @@ fn session_routes_and_withdraw(kind: Kind) {
         Ok(d.learned(&w.nss)? == ["10.70.0.0/24", "fd00:70::/48"])
     })
     .unwrap_or_else(|e| panic!("{e:#}: {:?}", d.learned(&w.nss)));
-    let st = our_neighbor(&sock, "10.60.1.2");
-    assert!(st["prefixes_received"].as_u64() >= Some(1), "{st}");
-    assert!(st["prefixes_sent"].as_u64() >= Some(1), "{st}");
-    assert!(st["messages_received"].as_u64() >= Some(3), "{st}");
-    assert!(st["messages_sent"].as_u64() >= Some(3), "{st}");
+    // Our status counts them (it is refreshed every 200 ms).
+    let counted = |st: &serde_json::Value| {
+        st["prefixes_received"].as_u64() >= Some(1)
+            && st["prefixes_sent"].as_u64() >= Some(1)
+            && st["messages_received"].as_u64() >= Some(3)
+            && st["messages_sent"].as_u64() >= Some(3)
+    };
+    wait_for(Duration::from_secs(5), "our status counters", || {
+        Ok(counted(&our_neighbor(&sock, "10.60.1.2")))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", our_neighbor(&sock, "10.60.1.2")));
 
     // A withdraw leaves our kernel; the other family stays.
     d.withdraw(&w.nss, "10.62.0.0/24").unwrap();

@@ -62,6 +62,10 @@ const MAX_BACKLOG: usize = 16 << 20;
 const TICK: Duration = Duration::from_millis(200);
 /// Routes listed in the status (the count is always complete).
 const STATUS_ROUTES: usize = 1000;
+/// Shortest interval between two kernel syncs.
+const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// Shortest interval between two status snapshots.
+const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
 const TOKEN_WAKE: u64 = 0;
 const TOKEN_LISTEN: u64 = 1;
@@ -229,6 +233,12 @@ struct Loop {
     connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
     fib: Option<FibSync>,
     fib_dirty: bool,
+    /// When the kernel was last synced and the status last published (both rate-limited, so
+    /// a large table arriving costs one dump per interval, not one per read).
+    last_sync: std::time::Instant,
+    last_status: std::time::Instant,
+    /// A session changed state or recorded an error: publish the status without waiting.
+    status_now: bool,
     best: BTreeMap<bh_fib::Prefix, Vec<bh_bgp::speaker::NextHop>>,
     down: BTreeSet<u32>,
     status: Arc<Mutex<Value>>,
@@ -319,6 +329,9 @@ impl Loop {
             connect_rx,
             fib: None,
             fib_dirty: false,
+            last_sync: std::time::Instant::now(),
+            last_status: std::time::Instant::now(),
+            status_now: true,
             best: BTreeMap::new(),
             down: BTreeSet::new(),
             status,
@@ -479,6 +492,9 @@ impl Loop {
         if self.conns.values().any(|c| !c.backlog.is_empty()) {
             d = d.min(Duration::from_millis(20));
         }
+        if self.fib_dirty {
+            d = d.min(SYNC_INTERVAL.saturating_sub(self.last_sync.elapsed()));
+        }
         i32::try_from(d.as_millis()).unwrap_or(200)
     }
 
@@ -597,6 +613,7 @@ impl Loop {
                     if let Some(i) = self.info.get_mut(&peer) {
                         if let Some((code, sub)) = i.rx.feed(data) {
                             i.last_error = format!("received NOTIFICATION {code}/{sub}");
+                            self.status_now = true;
                         }
                     }
                     let now = self.now();
@@ -696,6 +713,7 @@ impl Loop {
                     if let Some(i) = self.info.get_mut(&c.peer) {
                         if let Some((code, sub)) = i.tx.feed(&data) {
                             i.last_error = format!("sent NOTIFICATION {code}/{sub}");
+                            self.status_now = true;
                         }
                     }
                     c.backlog.extend_from_slice(&data);
@@ -732,6 +750,9 @@ impl Loop {
     }
 
     fn event(&mut self, ev: SpeakerEvent) {
+        if !matches!(ev, SpeakerEvent::BestRoutesChanged { .. }) {
+            self.status_now = true;
+        }
         match ev {
             SpeakerEvent::PeerUp { peer, negotiated } => {
                 tracing::info!(neighbor = %self.neighbor_name(peer), asn = negotiated.peer_asn, hold = negotiated.hold_time, families = ?negotiated.families, "BGP session established");
@@ -844,9 +865,22 @@ impl Loop {
     fn desired(&mut self) -> bh_fib::Desired {
         let best = std::mem::take(&mut self.best);
         let mut want = bh_fib::Desired::new();
+        // Next hops repeat across prefixes: resolve each once per sync.
+        let mut resolved: HashMap<bh_bgp::speaker::NextHop, Option<bh_fib::NextHop>> =
+            HashMap::new();
         for (p, hops) in &best {
-            let mut set: BTreeSet<bh_fib::NextHop> =
-                hops.iter().filter_map(|h| self.kernel_hop(h)).collect();
+            let mut set = BTreeSet::new();
+            for h in hops {
+                let k = match resolved.get(h) {
+                    Some(k) => *k,
+                    None => {
+                        let k = self.kernel_hop(h);
+                        resolved.insert(*h, k);
+                        k
+                    }
+                };
+                set.extend(k);
+            }
             set.retain(|h| !self.down.contains(&h.ifindex));
             if !set.is_empty() {
                 want.insert(*p, set);
@@ -857,10 +891,11 @@ impl Loop {
     }
 
     fn sync_fib(&mut self) {
-        if !self.fib_dirty {
+        if !self.fib_dirty || self.last_sync.elapsed() < SYNC_INTERVAL {
             return;
         }
         self.fib_dirty = false;
+        self.last_sync = std::time::Instant::now();
         let want = self.desired();
         if let Some(f) = self.fib.as_mut() {
             if let Err(e) = f.sync(&want) {
@@ -870,7 +905,12 @@ impl Loop {
         }
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        if !self.status_now && self.last_status.elapsed() < STATUS_INTERVAL {
+            return;
+        }
+        self.status_now = false;
+        self.last_status = std::time::Instant::now();
         let Some(sp) = self.speaker.as_ref() else {
             return;
         };
