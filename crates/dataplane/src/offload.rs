@@ -165,9 +165,8 @@ fn set_l4_checksum(pkt: &mut [u8], v6: bool, l4: usize, kind: L4) -> Option<()> 
 /// Recomputes the IPv4 header checksum of the `ihl`-octet header at the start of `pkt`.
 fn set_ipv4_checksum(pkt: &mut [u8], ihl: usize) -> Option<()> {
     put16(pkt, 10, 0)?;
-    let mut c = Checksum::new();
-    c.add_bytes(pkt.get(..ihl)?);
-    put16(pkt, 10, c.finish())
+    let sum = !ones_sum(pkt.get(..ihl)?);
+    put16(pkt, 10, sum)
 }
 
 /// Cuts one packet read from a vnet-header TUN queue (its virtio header already decoded) into
