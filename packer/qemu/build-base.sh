@@ -15,11 +15,20 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 tree="$out/tree"
 rm -rf "$tree"
-trap 'rm -rf "$tree"' EXIT
+cleanup() {
+    umount "$tree/proc" 2>/dev/null || true
+    rm -rf "$tree"
+}
+trap cleanup EXIT
 
 debootstrap --variant=minbase \
-    --include=systemd-sysv,systemd-resolved,udev,linux-image-amd64,initramfs-tools,openssh-server,sudo,iproute2,kmod,procps,ca-certificates,cloud-init,python3-yaml \
+    --include=systemd-sysv,udev,linux-image-amd64,initramfs-tools,openssh-server,sudo,iproute2,kmod,procps,ca-certificates \
     bookworm "$tree" "$mirror"
+# cloud-init pulls in Python; apt orders its configuration properly, debootstrap does not.
+mount -t proc proc "$tree/proc"
+chroot "$tree" apt-get install -y -qq --no-install-recommends cloud-init >/dev/null
+umount "$tree/proc"
+chroot "$tree" apt-get clean
 
 echo bridgehead >"$tree/etc/hostname"
 : >"$tree/etc/machine-id"
@@ -27,7 +36,7 @@ printf '/dev/vda / ext4 defaults 0 1\n' >"$tree/etc/fstab"
 # DHCP on the one virtio NIC (eth0 with net.ifnames=0), as qemu's user network offers.
 mkdir -p "$tree/etc/systemd/network"
 printf '[Match]\nName=eth0\n\n[Network]\nDHCP=yes\n' >"$tree/etc/systemd/network/10-eth0.network"
-chroot "$tree" systemctl enable systemd-networkd.service systemd-resolved.service
+chroot "$tree" systemctl enable systemd-networkd.service
 # Packer logs in as root with a key made here.
 rm -f "$out/id_ed25519" "$out/id_ed25519.pub"
 ssh-keygen -q -t ed25519 -N '' -C bridgehead-packer -f "$out/id_ed25519"
