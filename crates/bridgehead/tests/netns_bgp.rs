@@ -13,6 +13,8 @@
 //! - `a_wrong_as_open_is_refused_and_each_peer_sees_our_notification` (all three peers).
 //! - `bird_over_a_manual_key_tunnel`: the session over a bh-* tunnel's inside addresses (two
 //!   bridgehead daemons with manual keys), routes out of the TUN device.
+//! - `stale_routes_go_at_start_and_nobody_elses`, `graceful_restart_keeps_gobgps_routes_across_its_restart`,
+//!   `neighbor_policy_reaches_the_wire_with_bird` (export list, prepend, MED, import list).
 //!
 //! Needs root (CI runs as root). Namespaces are named `bhg<pid>-<n>-*` and removed on drop.
 
@@ -894,4 +896,60 @@ fn graceful_restart_keeps_gobgps_routes_across_its_restart() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(learned(&w), "{}", bgp_status(&sock));
     assert!(our_neighbor(&sock, "10.60.1.2")["flaps"].as_u64() >= Some(1));
+}
+
+/// Per-neighbor policy from the configuration reaches the wire: the export list, AS-path
+/// prepend and MED as BIRD sees them, and the import list in our kernel.
+#[test]
+fn neighbor_policy_reaches_the_wire_with_bird() {
+    let mut w = World::new();
+    let (us, peer) = (w.add("us"), w.add("peer"));
+    w.link(&us, &peer, 1);
+    let bird = w.start(
+        Kind::Bird,
+        &peer,
+        &BgpdConfig {
+            asn: FRR_AS,
+            router_id: "10.60.0.2".parse().unwrap(),
+            neighbors: vec![nbr("10.60.1.1", US_AS)],
+            announce: vec!["10.62.0.0/24".into(), "10.63.0.0/24".into()],
+            kernel: false,
+            graceful_restart: None,
+        },
+    );
+    let conf = format!(
+        "[bgp]\nasn = {US_AS}\nrouter_id = \"10.60.0.10\"\n\
+         advertise = [\"10.70.0.0/24\", \"10.71.0.0/24\"]\n\n\
+         [[bgp.neighbor]]\naddress = \"10.60.1.2\"\nasn = {FRR_AS}\nhold_time = 9\n\
+         export = [\"10.70.0.0/24\"]\nprepend = 2\nmed = 50\n\
+         import = [\"deny 10.62.0.0/24\", \"10.0.0.0/8 le 32\"]\n"
+    );
+    let sock = w.start_us(&us, &conf);
+    let t = Duration::from_secs(40);
+    wait_for(t, "BIRD to learn our exported network", || {
+        Ok(bird.learned(&w.nss)? == ["10.70.0.0/24"])
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}\n{}", bird.learned(&w.nss), w.our_log(&us)));
+    let detail = bird.route_detail(&w.nss, "10.70.0.0/24").unwrap();
+    assert!(
+        detail.contains(&format!("BGP.as_path: {US_AS} {US_AS} {US_AS}")),
+        "{detail}"
+    );
+    assert!(detail.contains("BGP.med: 50"), "{detail}");
+
+    wait_for(t, "the imported route", || {
+        Ok(kernel_route(&w, &us, "10.63.0.0/24").contains(RTPROT))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", bgp_status(&sock)));
+    assert_eq!(
+        kernel_route(&w, &us, "10.62.0.0/24").trim(),
+        "",
+        "import denied it"
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "our count of accepted prefixes",
+        || Ok(our_neighbor(&sock, "10.60.1.2")["prefixes_received"] == 1),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}: {}", our_neighbor(&sock, "10.60.1.2")));
 }

@@ -395,6 +395,19 @@ impl Bgpd {
         Ok(out)
     }
 
+    /// The daemon's own description of its route(s) to `prefix` with all attributes, as text
+    /// (`birdc show route all`, `vtysh show bgp ... json`, `gobgp global rib ... -j`).
+    pub fn route_detail(&self, nss: &Namespaces, prefix: &str) -> Result<String> {
+        match self.kind {
+            Kind::Bird => self.birdc(nss, &["show", "route", "all", "for", prefix]),
+            Kind::Frr => self.vtysh(
+                nss,
+                &format!("show bgp {} unicast {prefix} json", afi(prefix)),
+            ),
+            Kind::Gobgp => self.gobgp(nss, &["global", "rib", "-a", afi(prefix), prefix, "-j"]),
+        }
+    }
+
     /// Starts originating `prefix`.
     pub fn announce(&mut self, nss: &Namespaces, prefix: &str) -> Result<()> {
         if !self.cfg.announce.iter().any(|p| p == prefix) {
