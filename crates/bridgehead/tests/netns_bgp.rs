@@ -13,8 +13,9 @@
 //! - `a_wrong_as_open_is_refused_and_each_peer_sees_our_notification` (all three peers).
 //! - `bird_over_a_manual_key_tunnel`: the session over a bh-* tunnel's inside addresses (two
 //!   bridgehead daemons with manual keys), routes out of the TUN device.
-//! - `stale_routes_go_at_start_and_nobody_elses`, `graceful_restart_keeps_gobgps_routes_across_its_restart`,
-//!   `neighbor_policy_reaches_the_wire_with_bird` (export list, prepend, MED, import list).
+//! - `stale_routes_go_at_start_and_nobody_elses`.
+//! - `graceful_restart_keeps_gobgps_routes_across_its_restart`.
+//! - `neighbor_policy_reaches_the_wire_with_bird` (export list, prepend, MED, import list).
 //!
 //! Needs root (CI runs as root). Namespaces are named `bhg<pid>-<n>-*` and removed on drop.
 
