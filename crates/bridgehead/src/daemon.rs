@@ -22,8 +22,9 @@ use bh_sys::tun::Tun;
 use serde_json::json;
 
 /// `rtm_protocol` of the routes bridgehead installs, so they can be told apart from others'
-/// (`ip route show proto 0xbe`).
-pub const RTPROT_BRIDGEHEAD: u8 = 0xbe;
+/// (`ip route show proto 248`). 248 is unassigned in iproute2's and FRR's `rt_protos` tables
+/// (FRR names 186-197), so `ip route` shows it as a number, not as another daemon's.
+pub const RTPROT_BRIDGEHEAD: u8 = 248;
 
 /// Underlay MTU assumed when deriving the tunnel MTU.
 pub const UNDERLAY_MTU: u16 = 1500;
@@ -99,6 +100,9 @@ pub fn run(config: &Path, control: &Path) -> Result<()> {
     }
     systemd.stopping("stopping: removing tunnels");
     drop(infos);
+    // The control socket's closure still holds references: stop the services explicitly so
+    // their routes leave the kernel now.
+    bgp.shutdown();
     drop((ike, bgp));
     if let Ok(dp) = Arc::try_unwrap(dp) {
         dp.stop();

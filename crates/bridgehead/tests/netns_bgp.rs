@@ -6,7 +6,7 @@
 //!   learned in its kernel, and a withdraw at FRR takes the route out of it.
 //! - `{bird,frr,gobgp}_session_routes_and_withdraw`: `bridgehead daemon` with a `[bgp]` section
 //!   against each daemon over a veth: IPv4 and IPv6 sessions with our 4-octet AS, routes both
-//!   ways, learned routes in our kernel with protocol 190, a withdraw honoured.
+//!   ways, learned routes in our kernel with protocol 248, a withdraw honoured.
 //! - `two_sessions_to_one_as_give_one_multipath_route` (GoBGP and FRR in one AS).
 //! - `a_device_going_down_takes_its_next_hop_out_at_once` (the link watch, before any hold timer).
 //! - `a_dead_peers_routes_leave_the_kernel_at_hold_expiry` (BIRD frozen with SIGSTOP, so no FIN).
@@ -236,7 +236,7 @@ fn reference_daemons_peer_and_exchange_routes() {
 // tunnels have their own interop tests (netns_manual, netns_ike).
 
 const US_AS: u32 = 4_200_000_010;
-const RTPROT: &str = "proto 190";
+const RTPROT: &str = "proto 248";
 
 impl World {
     /// Starts `bridgehead daemon` in `ns` with `bgp` (TOML) as its whole configuration after
@@ -717,11 +717,11 @@ fn bird_over_a_manual_key_tunnel() {
     for (p, want) in [
         (
             "10.66.0.0/24",
-            "10.66.0.0/24 dev bh-t0 proto 190 scope 253 metric 20",
+            "10.66.0.0/24 dev bh-t0 proto 248 scope 253 metric 20",
         ),
         (
             "fd00:66::/48",
-            "fd00:66::/48 via fd00:30::2 dev bh-t0 proto 190 metric 20",
+            "fd00:66::/48 via fd00:30::2 dev bh-t0 proto 248 metric 20",
         ),
     ] {
         wait_for(t, "the learned route over the tunnel", || {
@@ -749,7 +749,7 @@ fn bird_over_a_manual_key_tunnel() {
     });
 }
 
-/// At start-up our stale routes (protocol 190, our table and metric) are removed and nobody
+/// At start-up our stale routes (protocol 248, our table and metric) are removed and nobody
 /// else's are touched, also after a daemon that had learned routes ended.
 #[test]
 fn stale_routes_go_at_start_and_nobody_elses() {
@@ -773,7 +773,7 @@ fn stale_routes_go_at_start_and_nobody_elses() {
         a.extend_from_slice(args);
         w.nss.ip(&us, &a).unwrap();
     };
-    route(&["10.99.0.0/16", "dev", "v1a", "proto", "190", "metric", "20"]); // ours, stale
+    route(&["10.99.0.0/16", "dev", "v1a", "proto", "248", "metric", "20"]); // ours, stale
     route(&[
         "10.98.0.0/16",
         "dev",
@@ -783,7 +783,7 @@ fn stale_routes_go_at_start_and_nobody_elses() {
         "metric",
         "20",
     ]);
-    route(&["10.97.0.0/16", "dev", "v1a", "proto", "190", "metric", "5"]); // not our metric
+    route(&["10.97.0.0/16", "dev", "v1a", "proto", "248", "metric", "5"]); // not our metric
     route(&[
         "10.62.0.0/24",
         "dev",
@@ -796,7 +796,7 @@ fn stale_routes_go_at_start_and_nobody_elses() {
     let sock = w.start_us(&us, &our_bgp(&[("10.60.1.2", FRR_AS)]));
     let t = Duration::from_secs(40);
     wait_for(t, "the learned route", || {
-        Ok(kernel_route(&w, &us, "10.62.0.0/24").contains("via 10.60.1.2 dev v1a proto 190"))
+        Ok(kernel_route(&w, &us, "10.62.0.0/24").contains("via 10.60.1.2 dev v1a proto 248"))
     })
     .unwrap_or_else(|e| panic!("{e:#}: {}", bgp_status(&sock)));
     assert_eq!(
@@ -838,7 +838,7 @@ fn stale_routes_go_at_start_and_nobody_elses() {
     .unwrap();
     let r = kernel_route(&w, &us, "10.62.0.0/24");
     assert!(
-        !r.contains("proto 190"),
+        !r.contains("proto 248"),
         "a stale route of ours survived a start: {r}"
     );
     assert!(r.contains("proto 4"), "{r}");
