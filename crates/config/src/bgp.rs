@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
-use super::{Checker, Src, Tbl, host_bits, parse_prefix, span_or, truncate, unusable};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::{Checker, InlineKeys, Src, Tbl, host_bits, parse_prefix, span_or, truncate, unusable};
 use crate::error::ErrorKind;
 use crate::model::Prefix;
 use crate::tree::{Node, Value};
@@ -41,6 +45,8 @@ pub(crate) const NEIGHBOR_KEYS: &[&str] = &[
     "max_prefix",
     "max_prefix_action",
     "max_advertise",
+    "md5_password",
+    "md5_password_file",
 ];
 const MAX_PREFIX_ACTIONS: &[&str] = &["teardown", "warn"];
 
@@ -50,6 +56,8 @@ pub const DEFAULT_BGP_TABLE: u32 = 254;
 pub const DEFAULT_BGP_METRIC: u32 = 20;
 /// Default `multipath`: most ECMP next hops per prefix.
 pub const DEFAULT_MULTIPATH: usize = 4;
+/// Longest TCP MD5 password the kernel takes (`TCP_MD5SIG_MAXKEYLEN`; RFC 2385 sets no limit).
+pub(crate) const MAX_MD5_PASSWORD_LEN: usize = 80;
 /// Default `hold_time` offered, seconds (RFC 4271 §10 suggests 90; the smaller side wins).
 pub const DEFAULT_HOLD_TIME: u16 = 90;
 
@@ -79,6 +87,23 @@ pub enum MaxPrefixAction {
     Teardown,
     /// Log it and ignore the prefixes past the limit (`"warn"`).
     Warn,
+}
+
+/// A TCP MD5 signature password (RFC 2385), held in a wiped buffer; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Md5Password(Zeroizing<Vec<u8>>);
+
+impl Md5Password {
+    /// The password's bytes (1..=[`MAX_MD5_PASSWORD_LEN`]), for `setsockopt(TCP_MD5SIG)` only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Md5Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Md5Password(<redacted>)")
+    }
 }
 
 /// One `[[bgp.neighbor]]`.
@@ -111,6 +136,9 @@ pub struct BgpNeighbor {
     pub max_prefix_action: MaxPrefixAction,
     /// Most prefixes advertised to the neighbor (`max_advertise`; AWS accepts 100, Azure 4000).
     pub max_advertise: Option<u32>,
+    /// TCP MD5 signature password (RFC 2385), from `md5_password_file` (mode 0600) or an inline
+    /// `md5_password` (then the configuration file itself must be 0600).
+    pub md5_password: Option<Md5Password>,
 }
 
 /// One prefix-list entry: `"[deny ]PREFIX[ le N]"`. It matches `prefix` and, with `le N`, every
@@ -159,6 +187,7 @@ impl Checker<'_> {
         node: &Node,
         fallback: Option<&Range<usize>>,
         tunnels: &[String],
+        inline: &mut Option<InlineKeys>,
     ) -> Option<Bgp> {
         let t = self.table(src, node, "bgp".into(), fallback)?;
         self.check_keys(src, &t, BGP_KEYS);
@@ -215,7 +244,7 @@ impl Checker<'_> {
                     let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
                     for (i, item) in items.iter().enumerate() {
                         let path = format!("bgp.neighbor[{i}]");
-                        let n = self.neighbor(src, item, path, node.span.as_ref(), tunnels);
+                        let n = self.neighbor(src, item, path, node.span.as_ref(), tunnels, inline);
                         if let Some((n, span)) = &n {
                             let line = src.line(span.as_ref());
                             if let Some(&first_line) = seen.get(&n.address) {
@@ -277,6 +306,7 @@ impl Checker<'_> {
         path: String,
         fallback: Option<&Range<usize>>,
         tunnels: &[String],
+        inline: &mut Option<InlineKeys>,
     ) -> Option<(BgpNeighbor, Option<Range<usize>>)> {
         let t = self.table(src, node, path, fallback)?;
         self.check_keys(src, &t, NEIGHBOR_KEYS);
@@ -379,6 +409,7 @@ impl Checker<'_> {
             }
             Err(()) => None,
         };
+        let md5_password = self.md5_password(src, &t, inline);
         let u32_of = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
         let (address, span) = address?;
         let n = BgpNeighbor {
@@ -396,8 +427,100 @@ impl Checker<'_> {
             max_prefix: u32_of(max_prefix.ok()?),
             max_prefix_action: action?,
             max_advertise: u32_of(max_advertise.ok()?),
+            md5_password: md5_password?,
         };
         ok.then_some((n, span.or_else(|| t.span.clone())))
+    }
+
+    /// `md5_password` (inline: the configuration becomes a file holding keys) or
+    /// `md5_password_file` (mode 0600 or stricter, one trailing newline cut); not both.
+    fn md5_password(
+        &mut self,
+        src: Src<'_>,
+        t: &Tbl<'_>,
+        inline: &mut Option<InlineKeys>,
+    ) -> Option<Option<Md5Password>> {
+        let key = match (t.get("md5_password"), t.get("md5_password_file")) {
+            (None, None) => return Some(None),
+            (Some(_), Some(f)) => {
+                let span = span_or(f, t.span.as_ref());
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child("md5_password_file"),
+                    ErrorKind::KeyFileAndInline,
+                );
+                return None;
+            }
+            (Some(n), None) => {
+                if inline.is_none() {
+                    *inline = Some(InlineKeys {
+                        span: span_or(n, t.span.as_ref()),
+                        path: t.child("md5_password"),
+                    });
+                }
+                let Value::Str(s) = &n.value else {
+                    self.wrong_type(src, t, "md5_password", n, "a string");
+                    return None;
+                };
+                (Zeroizing::new(s.as_bytes().to_vec()), n, "md5_password")
+            }
+            (None, Some(f)) => {
+                let span = span_or(f, t.span.as_ref());
+                let path = t.child("md5_password_file");
+                let Value::Str(s) = &f.value else {
+                    self.wrong_type(src, t, "md5_password_file", f, "a string (a file path)");
+                    return None;
+                };
+                let file = match src.name.parent() {
+                    Some(dir) if Path::new(s.as_str()).is_relative() && !s.is_empty() => {
+                        dir.join(s.as_str())
+                    }
+                    _ => PathBuf::from(s.as_str()),
+                };
+                let content = match self.ctx.files.read(&file) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.push(
+                            src,
+                            span.as_ref(),
+                            &path,
+                            ErrorKind::KeyFileIo {
+                                file,
+                                reason: e.to_string(),
+                            },
+                        );
+                        return None;
+                    }
+                };
+                if let Some(kind) = self.secret_file_problem(&file, content.meta) {
+                    self.push(src, span.as_ref(), &path, kind);
+                    return None;
+                }
+                (
+                    crate::ike::psk_from_file(&content.bytes),
+                    f,
+                    "md5_password_file",
+                )
+            }
+        };
+        let (bytes, node, name) = key;
+        if bytes.is_empty() || bytes.len() > MAX_MD5_PASSWORD_LEN {
+            let span = span_or(node, t.span.as_ref());
+            self.push(
+                src,
+                span.as_ref(),
+                &t.child(name),
+                ErrorKind::KeyLength {
+                    got: bytes.len(),
+                    suite: "TCP MD5 (RFC 2385)",
+                    need: MAX_MD5_PASSWORD_LEN,
+                    breakdown: "1 to 80 bytes, the kernel's limit".into(),
+                },
+            );
+            return None;
+        }
+        Some(Some(Md5Password(bytes)))
     }
 
     /// An array of networks (`advertise`) or of prefix-list entries (`import`, `export`, where
@@ -702,6 +825,100 @@ asn = 64513
         let errs = parse(&text).unwrap_err();
         assert_eq!(errs.len(), 1, "{errs}");
         assert!(errs.to_string().contains("listed twice"), "{errs}");
+    }
+
+    /// Loads a `[bgp]` section (no tunnel) with one neighbor with `md5`, the configuration
+    /// file at mode `conf_mode` and a password file at mode `key_mode`.
+    fn load_md5(
+        md5: &str,
+        conf_mode: u32,
+        key_mode: u32,
+        key: &[u8],
+    ) -> Result<crate::Config, crate::ConfigErrors> {
+        let text = format!(
+            "[bgp]
+asn = 65000
+[[bgp.neighbor]]
+address = \"169.254.21.1\"
+asn = 64512
+{md5}
+"
+        );
+        let mut files = MemFiles::new();
+        files.insert(
+            "bh.toml",
+            FileMeta {
+                mode: conf_mode,
+                uid: 0,
+            },
+            text.as_bytes(),
+        );
+        files.insert(
+            "/etc/bridgehead/bgp/aws0.key",
+            FileMeta {
+                mode: key_mode,
+                uid: 0,
+            },
+            key,
+        );
+        let ctx = LoadCtx {
+            online_cores: 2,
+            euid: 0,
+            files: &files,
+        };
+        crate::parse(Path::new("bh.toml"), &text, &ctx)
+    }
+
+    #[test]
+    fn md5_password_from_a_private_file_or_inline_in_a_private_config() {
+        let file = "md5_password_file = \"/etc/bridgehead/bgp/aws0.key\"";
+        let cfg =
+            load_md5(file, 0o600, 0o600, b"Tcp-Md5.Secret\n").unwrap_or_else(|e| panic!("{e}"));
+        let n = &cfg.bgp.unwrap().neighbors[0];
+        let pw = n.md5_password.as_ref().expect("password");
+        assert_eq!(pw.expose(), b"Tcp-Md5.Secret");
+        // Debug output of the neighbor never shows the password.
+        let shown = format!("{n:?}");
+        assert!(!shown.contains("Tcp-Md5"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+
+        // The password file readable by others is refused, and so is the error without the key.
+        let e = load_md5(file, 0o644, 0o644, b"Tcp-Md5.Secret").unwrap_err();
+        assert_eq!(e.errors[0].path, "bgp.neighbor[0].md5_password_file", "{e}");
+        assert!(e.to_string().contains("0644"), "{e}");
+        assert!(!e.to_string().contains("Tcp-Md5"), "{e}");
+
+        // Inline: fine in a 0600 configuration, refused in a 0644 one.
+        let inline = "md5_password = \"Inline.Md5\"";
+        let cfg = load_md5(inline, 0o600, 0o600, b"").unwrap_or_else(|e| panic!("{e}"));
+        let n = &cfg.bgp.unwrap().neighbors[0];
+        assert_eq!(n.md5_password.as_ref().unwrap().expose(), b"Inline.Md5");
+        let e = load_md5(inline, 0o644, 0o600, b"").unwrap_err();
+        assert_eq!(e.errors[0].path, "bgp.neighbor[0].md5_password", "{e}");
+        assert!(!e.to_string().contains("Inline.Md5"), "{e}");
+
+        // No password: none set.
+        let cfg = load_md5("", 0o644, 0o644, b"").unwrap_or_else(|e| panic!("{e}"));
+        assert!(cfg.bgp.unwrap().neighbors[0].md5_password.is_none());
+    }
+
+    #[test]
+    fn md5_password_errors() {
+        let both = "md5_password = \"a\"\nmd5_password_file = \"/etc/bridgehead/bgp/aws0.key\"";
+        let e = load_md5(both, 0o600, 0o600, b"b").unwrap_err();
+        assert!(e.to_string().contains("cannot both be set"), "{e}");
+        let long = format!("md5_password = \"{}\"", "x".repeat(81));
+        let e = load_md5(&long, 0o600, 0o600, b"").unwrap_err();
+        assert_eq!(e.errors[0].path, "bgp.neighbor[0].md5_password", "{e}");
+        assert!(e.to_string().contains("81 bytes"), "{e}");
+        let exactly = format!("md5_password = \"{}\"", "x".repeat(80));
+        assert!(load_md5(&exactly, 0o600, 0o600, b"").is_ok());
+        let empty = "md5_password_file = \"/etc/bridgehead/bgp/aws0.key\"";
+        let e = load_md5(empty, 0o600, 0o600, b"\n").unwrap_err();
+        assert!(e.to_string().contains("0 bytes"), "{e}");
+        let missing = "md5_password_file = \"/etc/bridgehead/bgp/none.key\"";
+        let e = load_md5(missing, 0o600, 0o600, b"k").unwrap_err();
+        assert!(e.to_string().contains("cannot read key file"), "{e}");
     }
 
     #[test]

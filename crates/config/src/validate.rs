@@ -500,7 +500,9 @@ impl Checker<'_> {
             .filter_map(|f| f.name.as_ref().map(|(n, _)| n.clone()))
             .collect();
         let bgp = match top.get("bgp") {
-            Some(n) => self.bgp(src, n, top.span.as_ref(), &tunnel_names).map(Some),
+            Some(n) => self
+                .bgp(src, n, top.span.as_ref(), &tunnel_names, &mut inline)
+                .map(Some),
             None => Some(None),
         };
 

@@ -35,6 +35,7 @@ pub mod cpu;
 pub mod link;
 pub mod poll;
 pub mod rawesp;
+pub mod tcp_md5;
 pub mod tun;
 pub mod udp;
 
