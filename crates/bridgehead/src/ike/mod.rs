@@ -20,6 +20,10 @@
 //! inbound SA and clears the outbound one if it was the one removed. [`IkeService::status_json`] shows per tunnel the
 //! IKE state, SPIs, algorithms and why it is down.
 //!
+//! Once a second the thread tells the engine which tunnels received authenticated ESP since
+//! the last look (`Endpoint::note_traffic`), so DPD only asks when the tunnel is quiet
+//! (RFC 7296 §2.4).
+//!
 //! Tunnels with `initiate = true` are started at once (and restarted by the engine after
 //! failures); the others wait for the peer. On stop, every IKE SA is deleted (INFORMATIONAL
 //! DELETE, RFC 7296 §1.4.1) before the thread ends.
@@ -54,6 +58,9 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// Longest a rekeyed Child SA waits before its outbound SA replaces the old one.
 pub const OUTBOUND_SWITCH: Duration = Duration::from_secs(2);
+
+/// How often received ESP is reported to the engine for DPD.
+const TRAFFIC_CHECK: Duration = Duration::from_secs(1);
 
 /// Largest IKE datagram read from port 500.
 const MAX_DATAGRAM: usize = 65_535;
@@ -205,6 +212,8 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
         pending: Vec::new(),
         in_response: None,
+        rx_seen: Vec::new(),
+        rx_checked: std::time::Instant::now(),
     };
     let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -278,6 +287,10 @@ struct Shell {
     pending: Vec<PendingOutbound>,
     /// While handling a datagram: whether it is an IKE response (R flag, RFC 7296 §3.1).
     in_response: Option<bool>,
+    /// Packets received on each tunnel's inbound SAs at the last look, by position in `ids`.
+    rx_seen: Vec<u64>,
+    /// When inbound traffic was last looked at.
+    rx_checked: std::time::Instant,
 }
 
 /// A rekeyed Child SA whose outbound SA is not in use yet.
@@ -343,6 +356,9 @@ impl Shell {
             }
             self.flush();
             self.switch_outbound(None);
+            if self.rx_checked.elapsed() >= TRAFFIC_CHECK {
+                self.note_traffic();
+            }
         }
         // Stopping: delete every IKE SA so the peers do not wait for DPD.
         let now = self.now();
@@ -379,6 +395,29 @@ impl Shell {
         }
         while let Some(ev) = self.endpoint.poll_event() {
             self.event(ev);
+        }
+    }
+
+    /// Tells the engine about tunnels whose inbound SAs received packets since the last look.
+    fn note_traffic(&mut self) {
+        self.rx_checked = std::time::Instant::now();
+        let table = self.dp.sas().load();
+        self.rx_seen.resize(self.ids.len(), 0);
+        let now = self.now();
+        for (pos, (id, idx)) in self.ids.iter().enumerate() {
+            let packets: u64 = table
+                .inbound
+                .values()
+                .filter(|e| e.tunnel == *idx)
+                .map(|e| e.sa.counters().snapshot().packets)
+                .fold(0, u64::saturating_add);
+            if let Some(seen) = self.rx_seen.get_mut(pos) {
+                // Any change counts: a rekey replaces the SAs and their counters.
+                if packets != *seen && packets > 0 {
+                    self.endpoint.note_traffic(now, *id);
+                }
+                *seen = packets;
+            }
         }
     }
 

@@ -381,6 +381,15 @@ impl Charon {
         run(&mut self.swanctl(ns, &["--rekey", which, SwanConn::NAME]))
     }
 
+    /// `swanctl --terminate --child bh`: deletes the Child SA (INFORMATIONAL DELETE), keeps
+    /// the IKE SA.
+    pub fn terminate_child(&self, ns: &Namespaces) -> Result<String> {
+        run(&mut self.swanctl(
+            ns,
+            &["--terminate", "--child", SwanConn::NAME, "--timeout", "5"],
+        ))
+    }
+
     /// The IKE SAs and their Child SAs, from `swanctl --list-sas --raw`.
     pub fn list_sas(&self, ns: &Namespaces) -> Result<Vec<IkeSaInfo>> {
         let out = run(&mut self.swanctl(ns, &["--list-sas", "--raw"]))?;
