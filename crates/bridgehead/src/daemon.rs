@@ -18,7 +18,7 @@ use bh_crypto::EspTransform;
 use bh_dataplane::{Dataplane, DataplaneConfig, Encap, TunnelConfig};
 use bh_esp::{InboundSa, OutboundSa};
 use bh_sys::link::Netlink;
-use bh_sys::tun::Tun;
+use bh_sys::tun::{Tun, TunOptions};
 use serde_json::json;
 
 /// `rtm_protocol` of the routes bridgehead installs, so they can be told apart from others'
@@ -192,7 +192,11 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
         .min()
         .context("the tunnel has neither [tunnel.manual] nor IKE ESP proposals")?;
     let mtu = t.mtu.unwrap_or(max_inner);
-    let tun = Tun::create(&device, workers).with_context(|| format!("creating TUN {device}"))?;
+    // Virtio headers let the kernel hand over TSO/USO super-packets and take coalesced ones:
+    // 5-7x the throughput at a seventh of the CPU per GB (issue 6 measurements). The dataplane
+    // checks per queue whether the kernel granted them.
+    let tun = Tun::create_with(&device, workers, &TunOptions { vnet_hdr: true })
+        .with_context(|| format!("creating TUN {device}"))?;
     let idx = bh_sys::link::ifindex(&device)?;
     nl.set_mtu(idx, u32::from(mtu))?;
     for p in &t.inside {
