@@ -106,6 +106,7 @@ fn nbr(addr: &str, asn: u32) -> Neighbor {
         asn,
         hold_time: 9,
         passive: false,
+        md5_password: None,
     }
 }
 
@@ -953,4 +954,104 @@ fn neighbor_policy_reaches_the_wire_with_bird() {
         || Ok(our_neighbor(&sock, "10.60.1.2")["prefixes_received"] == 1),
     )
     .unwrap_or_else(|e| panic!("{e:#}: {}", our_neighbor(&sock, "10.60.1.2")));
+}
+
+/// TCP MD5 (RFC 2385): FRR with the same password as ours comes up and its route reaches our
+/// kernel; BIRD with another password never gets past the TCP handshake, and our status says
+/// the kernel dropped its wrongly signed segments.
+#[test]
+fn tcp_md5_same_password_comes_up_and_a_wrong_one_does_not() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        bh_sys::tcp_md5::supported().unwrap(),
+        "this kernel has no CONFIG_TCP_MD5SIG (setsockopt(TCP_MD5SIG) fails)"
+    );
+    let mut w = World::new();
+    let (us, frr, bird) = (w.add("us"), w.add("frr"), w.add("bird"));
+    w.link(&us, &frr, 1);
+    w.link(&us, &bird, 2);
+    let with_pw = |addr: &str, pw: &str| Neighbor {
+        md5_password: Some(pw.into()),
+        ..nbr(addr, US_AS)
+    };
+    let f = w.start(
+        Kind::Frr,
+        &frr,
+        &BgpdConfig {
+            asn: FRR_AS,
+            router_id: "10.60.0.2".parse().unwrap(),
+            neighbors: vec![with_pw("10.60.1.1", "Right.Md5-Secret")],
+            announce: vec!["10.66.0.0/24".into()],
+            kernel: false,
+            graceful_restart: None,
+        },
+    );
+    let b = w.start(
+        Kind::Bird,
+        &bird,
+        &BgpdConfig {
+            asn: BIRD_AS,
+            router_id: "10.60.0.3".parse().unwrap(),
+            neighbors: vec![with_pw("10.60.2.1", "Wrong.Md5-Secret")],
+            announce: vec!["10.67.0.0/24".into()],
+            kernel: false,
+            graceful_restart: None,
+        },
+    );
+    let key = w.dir.join("peers.key");
+    std::fs::write(&key, "Right.Md5-Secret\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut conf = our_bgp(&[]);
+    for (n, asn) in [("10.60.1.2", FRR_AS), ("10.60.2.2", BIRD_AS)] {
+        conf.push_str(&format!(
+            "{}\nmd5_password_file = \"{}\"\n\n",
+            our_nbr(n, asn).trim_end(),
+            key.display()
+        ));
+    }
+    let sock = w.start_us(&us, &conf);
+    let t = Duration::from_secs(40);
+    f.wait_established(&w.nss, a("10.60.1.1"), t)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", f.log(), w.our_log(&us)));
+    wait_for(t, "our side Established with FRR", || {
+        Ok(our_neighbor(&sock, "10.60.1.2")["state"] == "Established")
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", our_neighbor(&sock, "10.60.1.2")));
+    assert_eq!(our_neighbor(&sock, "10.60.1.2")["tcp_md5"], true);
+    wait_for(t, "FRR's route in our kernel", || {
+        Ok(kernel_route(&w, &us, "10.66.0.0/24").contains(RTPROT))
+    })
+    .unwrap();
+    wait_for(t, "FRR to learn our network", || {
+        Ok(f.learned(&w.nss)?.contains(&"10.70.0.0/24".to_owned()))
+    })
+    .unwrap();
+    // The password is in no log line of ours.
+    assert!(!w.our_log(&us).contains("Right.Md5"), "password logged");
+
+    // BIRD, with the wrong password, stays down on both sides for several connect rounds
+    // (ours every 5 s, BIRD's every 2 s), and our status says why.
+    wait_for(
+        Duration::from_secs(25),
+        "our status to name the MD5 drops",
+        || {
+            let st = our_neighbor(&sock, "10.60.2.2");
+            Ok(st["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("wrong MD5 signature")))
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}: {}\n{}",
+            our_neighbor(&sock, "10.60.2.2"),
+            w.our_log(&us)
+        )
+    });
+    assert_ne!(our_neighbor(&sock, "10.60.2.2")["state"], "Established");
+    let st = b.peer_state(&w.nss, a("10.60.2.1")).unwrap();
+    assert_ne!(st.state, "Established", "{st:?}");
+    assert!(!kernel_route(&w, &us, "10.67.0.0/24").contains(RTPROT));
+    // FRR's session stayed up throughout.
+    assert_eq!(our_neighbor(&sock, "10.60.1.2")["state"], "Established");
 }

@@ -243,6 +243,8 @@ struct Loop {
     down: BTreeSet<u32>,
     status: Arc<Mutex<Value>>,
     cfg: Config,
+    /// TCP MD5 drop counters at the last look, see [`Loop::md5_hint`].
+    md5_seen: bh_sys::tcp_md5::Md5Counters,
 }
 
 fn to_bgp_prefix(p: &bh_config::Prefix) -> Result<bh_bgp::Prefix> {
@@ -336,6 +338,7 @@ impl Loop {
             down: BTreeSet::new(),
             status,
             cfg: cfg.clone(),
+            md5_seen: bh_sys::tcp_md5::md5_counters().unwrap_or_default(),
         })
     }
 
@@ -365,6 +368,18 @@ impl Loop {
             .or_else(|_| TcpListener::bind((Ipv4Addr::UNSPECIFIED, BGP_PORT)))
             .context("listening on TCP port 179")?;
         listener.set_nonblocking(true)?;
+        // RFC 2385: connections from a neighbor with a password are signed from their SYN on.
+        for (n, _) in &self.neighbors {
+            if let Some(pw) = &n.md5_password {
+                bh_sys::tcp_md5::set_key(&listener, n.address, pw.expose()).with_context(|| {
+                    format!(
+                        "setting the TCP MD5 password of neighbor {} (does the kernel have CONFIG_TCP_MD5SIG?)",
+                        n.address
+                    )
+                })?;
+                tracing::info!(neighbor = %n.address, "TCP MD5 signatures required");
+            }
+        }
         self.epoll.add(listener.as_raw_fd(), TOKEN_LISTEN)?;
         self.listener = Some(listener);
         self.epoll.add(self.wake.as_raw_fd(), TOKEN_WAKE)?;
@@ -595,6 +610,48 @@ impl Loop {
         }
     }
 
+    /// For neighbors with a TCP MD5 password that are not Established: the kernel drops
+    /// segments whose signature is missing or wrong without a word, so all the session sees is a
+    /// connect that never completes. When the namespace's MD5 drop counters moved since the
+    /// last look, their `last_error` says so (the counters are not per peer).
+    fn md5_hints(&mut self) {
+        let Some(sp) = self.speaker.as_ref() else {
+            return;
+        };
+        let waiting: Vec<PeerId> = sp
+            .neighbors()
+            .filter(|(id, _, state, _, _)| {
+                *state != State::Established
+                    && self
+                        .peers
+                        .get(id)
+                        .and_then(|&i| self.neighbors.get(i))
+                        .is_some_and(|(n, _)| n.md5_password.is_some())
+            })
+            .map(|(id, ..)| id)
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let Ok(now) = bh_sys::tcp_md5::md5_counters() else {
+            return;
+        };
+        let before = std::mem::replace(&mut self.md5_seen, now);
+        let wrong = now.failure.saturating_sub(before.failure);
+        let unsigned = now.not_found.saturating_sub(before.not_found);
+        if wrong == 0 && unsigned == 0 {
+            return;
+        }
+        let why = format!(
+            "not connected; the kernel dropped {wrong} segments with a wrong MD5 signature and {unsigned} without one (TCP MD5 password mismatch?)"
+        );
+        for peer in waiting {
+            if let Some(i) = self.info.get_mut(&peer) {
+                i.last_error.clone_from(&why);
+            }
+        }
+    }
+
     fn readable(&mut self, conn: ConnId) {
         let mut buf = [0u8; 65536];
         let mut closed = false;
@@ -688,13 +745,22 @@ impl Loop {
                     self.connecting.insert(conn, peer);
                     let tx = self.connect_tx.clone();
                     let wake = Arc::clone(&self.wake);
+                    let md5 = self
+                        .peers
+                        .get(&peer)
+                        .and_then(|&i| self.neighbors.get(i))
+                        .and_then(|(n, _)| n.md5_password.clone());
                     let spawned = std::thread::Builder::new()
                         .name("bgp-connect".into())
                         .spawn(move || {
-                            let r = TcpStream::connect_timeout(
-                                &SocketAddr::new(addr, BGP_PORT),
-                                CONNECT_TIMEOUT,
-                            );
+                            let to = SocketAddr::new(addr, BGP_PORT);
+                            let r = match &md5 {
+                                Some(pw) => {
+                                    bh_sys::tcp_md5::connect(to, Some(pw.expose()), CONNECT_TIMEOUT)
+                                }
+                                None => TcpStream::connect_timeout(&to, CONNECT_TIMEOUT),
+                            };
+                            drop(md5);
                             let _ = tx.send((conn, r));
                             let _ = wake.notify();
                         });
@@ -911,6 +977,7 @@ impl Loop {
         }
         self.status_now = false;
         self.last_status = std::time::Instant::now();
+        self.md5_hints();
         let Some(sp) = self.speaker.as_ref() else {
             return;
         };
@@ -927,6 +994,7 @@ impl Loop {
                     "address": nc.address.to_string(),
                     "asn": nc.session.peer_asn,
                     "tunnel": n.and_then(|n| n.tunnel.clone()),
+                    "tcp_md5": n.is_some_and(|n| n.md5_password.is_some()),
                     "device_up": dev.map(|d| !self.down.contains(&d)),
                     "state": state_name(state),
                     "uptime_secs": info.and_then(|i| i.up_since).map(|t| t.elapsed().as_secs()),

@@ -62,6 +62,8 @@ pub struct Neighbor {
     pub hold_time: u16,
     /// Only wait for the neighbor to connect.
     pub passive: bool,
+    /// TCP MD5 signature password (RFC 2385), written into the daemon's configuration.
+    pub md5_password: Option<String>,
 }
 
 /// What the daemon runs with.
@@ -483,6 +485,10 @@ impl Bgpd {
     }
 
     fn write_bird(&self) -> Result<()> {
+        std::fs::write(self.dir.join("bird.conf"), self.bird_conf()).context("writing bird.conf")
+    }
+
+    fn bird_conf(&self) -> String {
         let c = &self.cfg;
         let mut s = String::new();
         let _ = writeln!(s, "log \"{}\" all;", self.dir.join("bird.log").display());
@@ -511,6 +517,9 @@ impl Bgpd {
             let _ = writeln!(s, "  keepalive time {};", (n.hold_time / 3).max(1));
             let _ = writeln!(s, "  connect retry time 2;");
             let _ = writeln!(s, "  error wait time 1, 5;");
+            if let Some(pw) = &n.md5_password {
+                let _ = writeln!(s, "  password \"{pw}\";");
+            }
             if n.passive {
                 s.push_str("  passive on;\n");
             }
@@ -523,7 +532,7 @@ impl Bgpd {
             );
             s.push_str("}\n");
         }
-        std::fs::write(self.dir.join("bird.conf"), s).context("writing bird.conf")
+        s
     }
 
     fn frr_conf(&self) -> String {
@@ -556,6 +565,9 @@ impl Bgpd {
                 n.hold_time
             );
             let _ = writeln!(s, " neighbor {} timers connect 2", n.address);
+            if let Some(pw) = &n.md5_password {
+                let _ = writeln!(s, " neighbor {} password {pw}", n.address);
+            }
             if n.passive {
                 let _ = writeln!(s, " neighbor {} passive", n.address);
             }
@@ -599,6 +611,9 @@ impl Bgpd {
                 "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}",
                 n.address, n.asn
             );
+            if let Some(pw) = &n.md5_password {
+                let _ = writeln!(s, "    auth-password = \"{pw}\"");
+            }
             let _ = writeln!(
                 s,
                 "  [neighbors.timers.config]\n    hold-time = {}\n    keepalive-interval = {}\n    connect-retry = 2",
@@ -713,12 +728,14 @@ mod tests {
                     asn: 65002,
                     hold_time: 9,
                     passive: true,
+                    md5_password: Some("Md5.Secret".into()),
                 },
                 Neighbor {
                     address: "fd00::2".parse().unwrap(),
                     asn: 65002,
                     hold_time: 30,
                     passive: false,
+                    md5_password: None,
                 },
             ],
             announce: vec!["10.1.0.0/24".into(), "fd00:1::/48".into()],
@@ -767,6 +784,24 @@ mod tests {
         );
         assert!(c.contains("passive-mode = true"), "{c}");
         assert!(c.contains("afi-safi-name = \"ipv6-unicast\""), "{c}");
+    }
+
+    #[test]
+    fn md5_password_is_set_for_its_neighbor_only_in_each_daemon() {
+        let f = bgpd(Kind::Frr).frr_conf();
+        assert!(
+            f.contains(" neighbor 10.0.0.2 password Md5.Secret\n"),
+            "{f}"
+        );
+        assert_eq!(f.matches("password").count(), 1, "{f}");
+        let g = bgpd(Kind::Gobgp).gobgp_conf();
+        assert_eq!(
+            g.matches("auth-password = \"Md5.Secret\"").count(),
+            1,
+            "{g}"
+        );
+        let b = bgpd(Kind::Bird).bird_conf();
+        assert_eq!(b.matches("  password \"Md5.Secret\";").count(), 1, "{b}");
     }
 
     #[test]
