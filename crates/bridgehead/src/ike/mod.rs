@@ -657,3 +657,61 @@ impl Shell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bh_config::ike::{IkeSettings, ProposalKind, parse_proposal};
+    use bh_crypto::{DhGroup, EspEncr, EspInteg, Prf};
+
+    #[test]
+    fn tunnel_config_carries_the_configured_ike_settings() {
+        let settings = IkeSettings {
+            proposals: vec![parse_proposal("aes256-sha1-modp1024", ProposalKind::Ike).unwrap()],
+            esp_proposals: vec![parse_proposal("aes256gcm16-esn", ProposalKind::Esp).unwrap()],
+            pfs: None,
+            initiate: false,
+            ike_lifetime: Duration::from_secs(600),
+            child_lifetime: Duration::from_secs(60),
+            dpd_interval: None,
+            dpd_timeout: Duration::from_secs(30),
+        };
+        let ike = TunnelIke {
+            psk: bh_crypto::Zeroizing::new(b"0123456789".to_vec()),
+            local_id: Identity::Addr("203.0.113.10".parse().unwrap()),
+            remote_id: Identity::Fqdn("vpn.example.com".into()),
+            settings,
+        };
+        let local: SocketAddr = "10.0.1.4:500".parse().unwrap();
+        let remote: SocketAddr = "198.51.100.1:500".parse().unwrap();
+        let c = tunnel_config("az", local, remote, &ike, true);
+        assert_eq!((c.local_addr, c.remote_addr), (local, remote));
+        assert_eq!(c.local_id, IkeId::Addr("203.0.113.10".parse().unwrap()));
+        assert_eq!(c.remote_id, IkeId::Fqdn("vpn.example.com".into()));
+        assert_eq!(c.psk.as_slice(), b"0123456789");
+        assert_eq!(
+            c.ike_proposals,
+            vec![IkeProposal {
+                encr: vec![EspEncr::AesCbc { key_bits: 256 }],
+                integ: vec![EspInteg::HmacSha1_96],
+                prf: vec![Prf::HmacSha1],
+                dh: vec![DhGroup::Modp1024],
+            }]
+        );
+        assert_eq!(
+            c.esp_proposals,
+            vec![EspProposal {
+                encr: vec![EspEncr::AesGcm16 { key_bits: 256 }],
+                integ: vec![],
+                esn: vec![true],
+            }]
+        );
+        assert_eq!(c.pfs_group, None);
+        assert!(!c.initiator);
+        assert!(!c.dpd.restart);
+        assert_eq!(c.dpd.interval, Duration::ZERO);
+        assert_eq!(c.lifetimes.ike_rekey, Duration::from_secs(600));
+        assert_eq!(c.lifetimes.child_rekey, Duration::from_secs(60));
+        assert!(c.force_udp_encap);
+    }
+}
