@@ -97,7 +97,7 @@ struct ChildStatus {
 pub struct IkeService {
     status: Arc<Mutex<Vec<TunnelStatus>>>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The engine's view of one configured tunnel.
@@ -194,7 +194,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         return Ok(IkeService {
             status,
             stop,
-            thread: None,
+            thread: Mutex::new(None),
         });
     }
     let socket = UdpSocket::bind(SocketAddr::new(bind_ip, IKE_PORT))
@@ -223,7 +223,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
     Ok(IkeService {
         status,
         stop,
-        thread: Some(thread),
+        thread: Mutex::new(Some(thread)),
     })
 }
 
@@ -262,12 +262,22 @@ impl IkeService {
     }
 }
 
-impl Drop for IkeService {
-    fn drop(&mut self) {
+impl IkeService {
+    /// Stops the service: every IKE SA is deleted at its peer (INFORMATIONAL DELETE) and the
+    /// thread ends. Idempotent; also done on drop. The daemon calls it on shutdown, since other
+    /// threads may still hold the service.
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for IkeService {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
