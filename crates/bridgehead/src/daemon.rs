@@ -103,6 +103,7 @@ pub fn run(config: &Path, control: &Path) -> Result<()> {
     // The control socket's closure still holds references: stop the services explicitly so
     // their routes leave the kernel now.
     bgp.shutdown();
+    ike.stop();
     drop((ike, bgp));
     if let Ok(dp) = Arc::try_unwrap(dp) {
         dp.stop();

@@ -1143,3 +1143,32 @@ fn a_child_sa_deleted_by_the_peer_is_negotiated_again() {
     bh_child_count(&lab, 2, &cloud);
     assert_pings(&lab, 5, "after the peer deleted the Child SA");
 }
+
+/// Stopping bridgehead (SIGTERM) deletes its IKE SA at the peer (INFORMATIONAL DELETE), so the
+/// cloud gateway does not wait for DPD.
+#[test]
+fn stopping_bridgehead_deletes_its_sas_at_the_peer() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "",
+        },
+    );
+    established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    lab.ns.stop("gwa", Duration::from_secs(5));
+    cloud
+        .wait_sas(&lab.ns, Duration::from_secs(5), |sas| sas.is_empty())
+        .expect("the IKE SA deleted at strongSwan");
+    assert!(cloud.log().contains("received DELETE for IKE_SA"));
+}
