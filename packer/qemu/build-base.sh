@@ -42,9 +42,10 @@ rm -f "$out/id_ed25519" "$out/id_ed25519.pub"
 ssh-keygen -q -t ed25519 -N '' -C bridgehead-packer -f "$out/id_ed25519"
 install -d -m 0700 "$tree/root/.ssh"
 install -m 0600 "$out/id_ed25519.pub" "$tree/root/.ssh/authorized_keys"
-# No cloud metadata locally: cloud-init reads NoCloud seeds only (see packer/README.md).
+# No cloud metadata locally: cloud-init reads NoCloud seeds only (see packer/README.md); a
+# minbase system has no locales package for its locale module.
 mkdir -p "$tree/etc/cloud/cloud.cfg.d"
-printf 'datasource_list: [ NoCloud, None ]\n' >"$tree/etc/cloud/cloud.cfg.d/90-local.cfg"
+printf 'datasource_list: [ NoCloud, None ]\nlocale: false\n' >"$tree/etc/cloud/cloud.cfg.d/90-local.cfg"
 
 cp -L "$tree/vmlinuz" "$out/vmlinuz"
 cp -L "$tree/initrd.img" "$out/initrd.img"
