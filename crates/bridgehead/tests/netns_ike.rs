@@ -1172,3 +1172,52 @@ fn stopping_bridgehead_deletes_its_sas_at_the_peer() {
         .expect("the IKE SA deleted at strongSwan");
     assert!(cloud.log().contains("received DELETE for IKE_SA"));
 }
+
+/// Both sides initiate at the same moment (strongSwan `start_action = start` and bridgehead
+/// `initiate = true` started together). It must end with one IKE SA and one Child SA pair on
+/// strongSwan's side, and traffic must pass.
+#[test]
+fn simultaneous_initiation_ends_with_one_sa_pair() {
+    let mut lab = topology();
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "",
+        },
+    );
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::Start),
+    );
+    established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    // Duplicate SAs are settled by INITIAL_CONTACT and deletes; allow that a bounded time.
+    // No half-open or duplicate IKE SA left, and one installed Child SA.
+    let one_pair = |sas: &[IkeSaInfo]| {
+        sas.len() == 1
+            && sas[0].state == "ESTABLISHED"
+            && sas[0]
+                .children
+                .iter()
+                .filter(|c| c.state == "INSTALLED")
+                .count()
+                == 1
+    };
+    if let Err(e) = cloud.wait_sas(&lab.ns, Duration::from_secs(20), one_pair) {
+        panic!(
+            "not exactly one IKE SA and one Child SA pair: {e:#}\n--- bridgehead log:\n{}",
+            lab.log(Host::GwA)
+        );
+    }
+    // And it stays that way.
+    std::thread::sleep(Duration::from_secs(2));
+    let sas = cloud.list_sas(&lab.ns).unwrap();
+    assert!(one_pair(&sas), "the single SA pair did not last: {sas:#?}");
+    bh_child_up(&lab, &cloud);
+    assert_pings(&lab, 5, "after simultaneous initiation");
+}

@@ -320,6 +320,50 @@ fn responder_with_pfs_refuses_rekey_without_ke() {
     assert!(child_downs(&s.events_a).is_empty());
 }
 
+/// `pfs = "none"` as responder: a rekey whose KE uses a group outside this tunnel's IKE
+/// proposals is refused, and the old Child SA stays.
+#[test]
+fn responder_without_pfs_refuses_a_ke_of_an_unconfigured_group() {
+    let (mut a, b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    a.lifetimes.child_rekey = Duration::from_secs(60);
+    // B's IKE proposals offer only ECP-256; A's rekey carries a MODP-2048 KE.
+    a.pfs_group = Some(DhGroup::Modp2048);
+    assert_eq!(b.pfs_group, None);
+    let mut s = Sim::new(33, false, a, b);
+    s.start();
+    s.run_for(Duration::from_secs(61));
+    assert!(s.events_b.iter().any(|e| matches!(e, Event::NoProposalChosen { exchange, .. } if *exchange == bh_ike::wire::ExchangeType::CREATE_CHILD_SA)));
+    assert_eq!(child_ups(&s.events_a).len(), 1);
+    assert_eq!(child_ups(&s.events_b).len(), 1);
+    assert!(child_downs(&s.events_a).is_empty());
+    assert!(child_downs(&s.events_b).is_empty());
+}
+
+/// `pfs = "none"` as responder: a rekey without KE (Azure) and one whose KE group is among
+/// the tunnel's IKE proposal groups (AWS/GCP style) are both accepted.
+#[test]
+fn responder_without_pfs_accepts_no_ke_and_a_ke_of_an_ike_group() {
+    for initiator_pfs in [None, Some(DhGroup::Ecp256)] {
+        let (mut a, b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+        a.lifetimes.child_rekey = Duration::from_secs(60);
+        a.pfs_group = initiator_pfs;
+        let mut s = Sim::new(34, false, a, b);
+        s.start();
+        s.run_for(Duration::from_secs(61));
+        assert!(
+            !s.events_b
+                .iter()
+                .any(|e| matches!(e, Event::NoProposalChosen { .. })),
+            "{initiator_pfs:?}"
+        );
+        let ups_a = child_ups(&s.events_a);
+        let ups_b = child_ups(&s.events_b);
+        assert_eq!((ups_a.len(), ups_b.len()), (2, 2), "{initiator_pfs:?}");
+        assert_eq!(ups_a[1].replaces, Some(ups_a[0].inbound));
+        assert_children_match(&ups_a[1], &ups_b[1]);
+    }
+}
+
 #[test]
 fn ike_rekey_moves_children_and_keeps_working() {
     let (mut a, b) = pair(true, suites()[1].1.clone(), suites()[1].2.clone());
@@ -486,6 +530,66 @@ fn simultaneous_initiation_ends_with_one_ike_sa_and_one_child_pair() {
                 ..
             }
         )));
+    }
+}
+
+/// The interleaving seen against strongSwan: A's first IKE_SA_INIT is lost, B's initiation
+/// completes (A as responder), then A's retransmission would start a second IKE SA whose
+/// IKE_AUTH carried INITIAL_CONTACT and made B drop the SA in use. A must abandon its
+/// half-open initiation, and both ends keep exactly one IKE SA and one Child SA pair.
+#[test]
+fn simultaneous_initiation_with_the_first_message_lost_ends_with_one_sa() {
+    for seed in 0..8u8 {
+        let (a, mut b) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+        b.initiator = true;
+        let mut s = Sim::new(seed, false, a, b);
+        let mut dropped = false;
+        s.filter = Box::new(move |p, _| {
+            if p.from_a && !dropped {
+                dropped = true;
+                return false;
+            }
+            true
+        });
+        s.a.initiate(s.now, s.ta);
+        s.b.initiate(s.now, s.tb);
+        s.run_for(Duration::from_secs(60));
+        let sa = s.a.snapshot();
+        let sb = s.b.snapshot();
+        assert_eq!((sa.len(), sb.len()), (1, 1), "seed {seed}: {sa:?} {sb:?}");
+        assert_eq!(sa[0].state, "established", "seed {seed}");
+        assert_eq!(sb[0].state, "established", "seed {seed}");
+        assert_eq!((sa[0].children.len(), sb[0].children.len()), (1, 1));
+        let (ai, ao) = sa[0].children[0];
+        let (bi, bo) = sb[0].children[0];
+        assert_eq!((ai, ao), (bo, bi), "seed {seed}");
+        // Nothing was torn down by INITIAL_CONTACT, a timeout or DPD.
+        for (who, ev) in [("a", &s.events_a), ("b", &s.events_b)] {
+            let bad: Vec<_> = ike_downs(ev)
+                .into_iter()
+                .filter(|r| {
+                    matches!(
+                        r,
+                        DownReason::InitialContact
+                            | DownReason::Timeout
+                            | DownReason::DeletedByPeer
+                    )
+                })
+                .collect();
+            assert!(bad.is_empty(), "seed {seed}: {who} lost an SA: {bad:?}");
+        }
+        // One IKE SA was ever established on each side: the half-open initiation went.
+        assert_eq!(ike_ups(&s.events_a), 1, "seed {seed}");
+        assert_eq!(ike_ups(&s.events_b), 1, "seed {seed}");
+        let up_a = child_ups(&s.events_a)
+            .into_iter()
+            .find(|c| c.inbound == ai)
+            .unwrap();
+        let up_b = child_ups(&s.events_b)
+            .into_iter()
+            .find(|c| c.inbound == bi)
+            .unwrap();
+        assert_children_match(&up_a, &up_b);
     }
 }
 

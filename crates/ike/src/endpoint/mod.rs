@@ -392,6 +392,9 @@ impl Endpoint {
                 return;
             };
             let mut sa = self.sas.swap_remove(i);
+            sa.others_with_peer = self.sas.iter().any(|o| {
+                !o.is_dead() && (o.tunnel == sa.tunnel || o.remote_ip() == sa.remote_ip())
+            });
             let spawned = sa.handle(&mut self.ctx, now, remote, local, &header, data);
             self.sas.push(sa);
             if let Some(new) = spawned {
@@ -483,9 +486,10 @@ impl Endpoint {
     }
 
     /// Simultaneous initiation: when two IKE SAs of one tunnel were negotiated at the same
-    /// time, the one created with the lowest nonce is redundant and is deleted by the side
-    /// that initiated it (the rule RFC 7296 §2.8.2 gives for rekey collisions), so both ends
-    /// keep the same single IKE SA and Child SA pair.
+    /// time, the one created with the lowest nonce is redundant (the rule RFC 7296 §2.8.2
+    /// gives for rekey collisions) and is deleted with its Child SAs, so both ends keep the
+    /// same single IKE SA and Child SA pair. A half-open initiation of ours is abandoned as
+    /// soon as the peer's initiation of the same tunnel is established.
     fn dedupe(&mut self, now: Instant) {
         let fresh: Vec<usize> = (0..self.sas.len())
             .filter(|&i| self.sas[i].fresh_auth)
@@ -498,6 +502,18 @@ impl Endpoint {
                 self.sas[i].established_at,
             );
             let Some(est_i) = est_i else { continue };
+            // The peer's initiation of this tunnel succeeded: our own IKE_SA_INIT still
+            // waiting for an answer (e.g. its first message was lost) would only make a
+            // duplicate, so it is abandoned before it gets that far.
+            if !self.sas[i].initiator {
+                for o in self
+                    .sas
+                    .iter_mut()
+                    .filter(|o| o.tunnel == t && o.is_initiating())
+                {
+                    o.kill(&mut self.ctx, now, DownReason::Duplicate, false);
+                }
+            }
             for j in 0..self.sas.len() {
                 if i == j {
                     continue;
@@ -515,9 +531,10 @@ impl Endpoint {
                 } else {
                     j
                 };
-                if self.sas[loser].initiator {
-                    self.sas[loser].close(&mut self.ctx, now, DownReason::Duplicate);
-                }
+                // Both ends pick the same loser, and each deletes it whatever its role:
+                // a peer that does not apply this rule (strongSwan) then still ends with
+                // one IKE SA, and two DELETEs crossing for one SA are harmless (§1.4.1).
+                self.sas[loser].close(&mut self.ctx, now, DownReason::Duplicate);
             }
         }
     }

@@ -154,6 +154,9 @@ pub(super) struct IkeSa {
     /// Set when IKE_AUTH just completed: the endpoint then checks for a duplicate SA from a
     /// simultaneous initiation.
     pub(super) fresh_auth: bool,
+    /// Set by the endpoint before each message is handled: another IKE SA with the same
+    /// peer exists, so IKE_AUTH must not carry INITIAL_CONTACT (RFC 7296 §2.4).
+    pub(super) others_with_peer: bool,
     collisions: Vec<Collision>,
     /// A peer's IKE rekey received while ours was in flight: (Ni, Nr, our SPI of that SA).
     ike_collision: Option<(Vec<u8>, Vec<u8>, [u8; 8])>,
@@ -384,6 +387,12 @@ impl IkeSa {
         self.state == State::RespInitDone
     }
 
+    /// Whether this is our own IKE_SA_INIT still waiting for its response (nothing of it is
+    /// established at the peer yet).
+    pub(super) fn is_initiating(&self) -> bool {
+        self.initiator && self.state == State::InitSent
+    }
+
     /// Whether the SA is established and not replaced by a rekey.
     pub(super) fn is_live(&self) -> bool {
         self.state == State::Established && !self.replaced
@@ -440,6 +449,7 @@ impl IkeSa {
             created: now,
             established_at: None,
             fresh_auth: false,
+            others_with_peer: false,
             collisions: Vec::new(),
             ike_collision: None,
             rekeyed_into: None,
@@ -1019,9 +1029,16 @@ impl IkeSa {
             .enumerate()
             .map(|(i, p)| p.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), in_spi, None))
             .collect();
-        let inner = vec![
-            Payload::IdI(idi),
-            Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])),
+        let mut inner = vec![Payload::IdI(idi)];
+        // INITIAL_CONTACT only when this is the sole IKE SA with the peer (RFC 7296 §2.4):
+        // otherwise the peer would drop an SA that is in use, e.g. the one it initiated.
+        if !self.others_with_peer {
+            inner.push(Payload::Notify(Notify::new(
+                NotifyType::INITIAL_CONTACT,
+                vec![],
+            )));
+        }
+        inner.extend([
             Payload::IdR(cfg.remote_id.to_wire()),
             Payload::Auth(Auth {
                 method: AuthMethod::SHARED_KEY_MIC,
@@ -1030,7 +1047,7 @@ impl IkeSa {
             Payload::Sa(props),
             Payload::TsI(default_ts()),
             Payload::TsR(default_ts()),
-        ];
+        ]);
         self.state = State::AuthSent;
         self.request(
             ctx,
@@ -1717,12 +1734,15 @@ impl IkeSa {
             );
             return None;
         };
-        // PFS: use the group the peer's proposal carries if we allow it; with a configured
-        // group, insist on it; without one, accept both with and without KE.
+        // PFS (RFC 7296 §1.3.1, §1.3.3). With a configured group, insist on it (AWS and GCP
+        // require PFS). Without one (`pfs = "none"`, Azure's rekeys carry no KE), accept a
+        // rekey without KE, and one with KE only if its group is one of this tunnel's IKE
+        // proposals' groups: a group we never configured is refused (NO_PROPOSAL_CHOSEN).
         let ke = ke_of(inner);
         let pfs = match (cfg.pfs_group, ke) {
             (Some(g), _) => Some(g),
-            (None, Some(k)) => DhGroup::from_id(k.group),
+            (None, Some(k)) => DhGroup::from_id(k.group)
+                .filter(|g| cfg.ike_proposals.iter().any(|p| p.dh.contains(g))),
             (None, None) => None,
         };
         let Some(c) = config::select_esp(&cfg.esp_proposals, props, pfs) else {
