@@ -549,7 +549,10 @@ impl Checker<'_> {
                 file: file.to_path_buf(),
                 mode: meta.mode,
             })
-        } else if meta.uid != self.ctx.euid && meta.uid != 0 {
+        } else if self.ctx.euid != 0 && meta.uid != self.ctx.euid && meta.uid != 0 {
+            // The owner check protects an unprivileged daemon from keys another user could
+            // rewrite. Root (e.g. `bridgehead check` run by an admin on files that belong to
+            // the service user) may read any owner's 0600 file; the mode check still applies.
             Some(ErrorKind::WrongOwner {
                 file: file.to_path_buf(),
                 uid: meta.uid,
