@@ -26,5 +26,7 @@ pub mod sk;
 pub mod wire;
 
 pub use config::{Dpd, EspProposal, IkeId, IkeProposal, Lifetimes, TunnelId, TunnelIkeConfig};
-pub use endpoint::{DownReason, Endpoint, EndpointSettings, Event, Instant, SaSnapshot, Transmit};
+pub use endpoint::{
+    DownReason, Endpoint, EndpointCounters, EndpointSettings, Event, Instant, SaSnapshot, Transmit,
+};
 pub use sk::IkeSuite;

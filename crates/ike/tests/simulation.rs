@@ -780,6 +780,9 @@ fn cookies_when_half_open_sas_pile_up() {
         matches!(&second.payloads[0], bh_ike::wire::Payload::Notify(n) if n.ty == bh_ike::wire::NotifyType::COOKIE)
     );
     assert_eq!(&second.payloads[1..], &first.payloads[..]);
+    // The status counters show the one COOKIE and no half-open SA left.
+    let c = s.b.counters();
+    assert_eq!((c.cookies_sent, c.half_open, c.ike_sas), (1, 0, 1));
 }
 
 #[test]

@@ -45,8 +45,8 @@ use bh_crypto::EspTransform;
 use bh_dataplane::{Dataplane, IkeDatagram};
 use bh_esp::{InboundSa, OutboundSa};
 use bh_ike::{
-    Dpd, Endpoint, EndpointSettings, EspProposal, Event, IkeId, IkeProposal, Lifetimes, TunnelId,
-    TunnelIkeConfig,
+    Dpd, Endpoint, EndpointCounters, EndpointSettings, EspProposal, Event, IkeId, IkeProposal,
+    Lifetimes, TunnelId, TunnelIkeConfig,
 };
 use serde_json::json;
 
@@ -82,6 +82,10 @@ struct TunnelStatus {
     no_proposal: Option<String>,
     ike_ups: u64,
     child_ups: u64,
+    /// Since when an IKE SA has been up without interruption (rekeys do not reset it).
+    up_since: Option<std::time::Instant>,
+    /// When an IKE or Child SA of the tunnel was last rekeyed.
+    last_rekey: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Debug)]
@@ -96,6 +100,7 @@ struct ChildStatus {
 /// The running IKE service (shared with the control socket thread, so `Send + Sync`).
 pub struct IkeService {
     status: Arc<Mutex<Vec<TunnelStatus>>>,
+    counters: Arc<Mutex<EndpointCounters>>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -187,12 +192,14 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         });
     }
     let status = Arc::new(Mutex::new(status));
+    let counters = Arc::new(Mutex::new(EndpointCounters::default()));
     let stop = Arc::new(AtomicBool::new(false));
     if ids.is_empty() {
         // Nothing to negotiate; the queue is dropped and its messages count as ike_dropped.
         drop(rx);
         return Ok(IkeService {
             status,
+            counters,
             stop,
             thread: Mutex::new(None),
         });
@@ -207,6 +214,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         rx,
         ids,
         status: Arc::clone(&status),
+        counters: Arc::clone(&counters),
         origin: std::time::Instant::now(),
         esp_port,
         replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
@@ -222,6 +230,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         .context("starting the IKE thread")?;
     Ok(IkeService {
         status,
+        counters,
         stop,
         thread: Mutex::new(Some(thread)),
     })
@@ -229,8 +238,10 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
 
 impl IkeService {
     /// Status of the IKE tunnels, for `bridgehead status --json`: per tunnel its IKE state,
-    /// SPIs, algorithms, and why it is down.
+    /// SPIs, algorithms, NAT, uptime, last rekey, and why it is down; and the engine's
+    /// counters (COOKIE notifies sent, half-open and total IKE SAs).
     pub fn status_json(&self) -> serde_json::Value {
+        let c = *self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let st = self.status.lock().unwrap_or_else(|e| e.into_inner());
         let tunnels: Vec<_> = st
             .iter()
@@ -255,10 +266,17 @@ impl IkeService {
                     "no_proposal_chosen": t.no_proposal,
                     "ike_sas_up": t.ike_ups,
                     "child_sas_up": t.child_ups,
+                    "uptime_secs": t.up_since.map(|u| u.elapsed().as_secs()),
+                    "last_rekey_secs_ago": t.last_rekey.map(|u| u.elapsed().as_secs()),
                 })
             })
             .collect();
-        json!({ "tunnels": tunnels })
+        json!({
+            "tunnels": tunnels,
+            "cookies_sent": c.cookies_sent,
+            "half_open": c.half_open,
+            "ike_sas": c.ike_sas,
+        })
     }
 }
 
@@ -290,6 +308,8 @@ struct Shell {
     /// Engine tunnel id → dataplane tunnel index.
     ids: Vec<(TunnelId, usize)>,
     status: Arc<Mutex<Vec<TunnelStatus>>>,
+    /// The engine's counters as of the last flush.
+    counters: Arc<Mutex<EndpointCounters>>,
     origin: std::time::Instant,
     esp_port: u16,
     replay_window: Vec<u32>,
@@ -406,6 +426,8 @@ impl Shell {
         while let Some(ev) = self.endpoint.poll_event() {
             self.event(ev);
         }
+        let c = self.endpoint.counters();
+        *self.counters.lock().unwrap_or_else(|e| e.into_inner()) = c;
     }
 
     /// Tells the engine about tunnels whose inbound SAs received packets since the last look.
@@ -486,6 +508,13 @@ impl Shell {
                 );
                 tracing::info!(tunnel = tunnel.0, %remote, nat, suite = %suite, "IKE SA up");
                 self.with_status(pos, |s| {
+                    let now = std::time::Instant::now();
+                    if s.ike_state == "established" {
+                        // A new IKE SA while one is up: an IKE rekey (or a duplicate).
+                        s.last_rekey = Some(now);
+                    } else {
+                        s.up_since = Some(now);
+                    }
                     s.ike_state = "established";
                     s.ike_spi = Some(hex::encode(local_spi));
                     s.ike_suite = Some(suite);
@@ -510,6 +539,7 @@ impl Shell {
                     if s.ike_spi.as_deref() == Some(spi.as_str()) {
                         s.ike_state = "down";
                         s.ike_spi = None;
+                        s.up_since = None;
                         s.down_reason = Some(format!("{reason:?}"));
                     }
                 });
@@ -605,6 +635,9 @@ impl Shell {
                     });
                     s.child_ups = s.child_ups.saturating_add(1);
                     s.down_reason = None;
+                    if replaces.is_some() {
+                        s.last_rekey = Some(std::time::Instant::now());
+                    }
                 });
             }
             Event::ChildSaDown {

@@ -231,6 +231,17 @@ impl Default for EndpointSettings {
     }
 }
 
+/// Endpoint-wide counters, for status output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointCounters {
+    /// IKE_SA_INIT requests answered with a COOKIE notify (RFC 7296 §2.6).
+    pub cookies_sent: u64,
+    /// Responder IKE SAs waiting for IKE_AUTH (half-open).
+    pub half_open: usize,
+    /// IKE SAs kept, in any state.
+    pub ike_sas: usize,
+}
+
 /// State shared by all SAs of an endpoint.
 struct Ctx {
     settings: EndpointSettings,
@@ -238,6 +249,8 @@ struct Ctx {
     cookie_secret: [u8; 32],
     /// Whether IKE_SA_INIT requests must carry a valid cookie (too many half-open SAs).
     require_cookie: bool,
+    /// COOKIE notifies sent.
+    cookies_sent: u64,
     rng: Box<dyn SecureRandom + Send>,
     tunnels: Vec<TunnelIkeConfig>,
     restart_at: Vec<Option<Instant>>,
@@ -273,6 +286,7 @@ impl Endpoint {
                 settings,
                 cookie_secret,
                 require_cookie: false,
+                cookies_sent: 0,
                 rng,
                 tunnels: Vec::new(),
                 restart_at: Vec::new(),
@@ -439,6 +453,15 @@ impl Endpoint {
         let sas = self.sas.iter().filter_map(sa::IkeSa::next_timeout);
         let restarts = self.ctx.restart_at.iter().flatten().copied();
         sas.chain(restarts).min()
+    }
+
+    /// Endpoint-wide counters (cookies sent, half-open and total IKE SAs), for status output.
+    pub fn counters(&self) -> EndpointCounters {
+        EndpointCounters {
+            cookies_sent: self.ctx.cookies_sent,
+            half_open: self.sas.iter().filter(|s| s.is_half_open()).count(),
+            ike_sas: self.sas.len(),
+        }
     }
 
     /// A summary of every IKE SA, for status output.

@@ -749,6 +749,7 @@ impl IkeSa {
             match (want, got) {
                 (Some(w), Some(g)) if bool::from(w.as_slice().ct_eq(g)) => {}
                 (Some(w), _) => {
+                    ctx.cookies_sent = ctx.cookies_sent.saturating_add(1);
                     send_clear_error(ctx, header, remote, local, NotifyType::COOKIE, w);
                     return None;
                 }
