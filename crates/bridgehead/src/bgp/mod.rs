@@ -6,6 +6,12 @@
 //! - opens the connections the speaker asks for (each `connect` on a short helper thread, so a
 //!   silent peer never stalls the loop), with TTL 1 for directly connected IPv4 peers or the
 //!   neighbor's `multihop` TTL;
+//! - signs the sessions of neighbors with `md5_password` with TCP MD5 (RFC 2385): the key is set
+//!   per peer address on the listening socket (accepted connections inherit it) and on each
+//!   outgoing socket before its SYN ([`bh_sys::tcp_md5`]); a kernel without
+//!   `CONFIG_TCP_MD5SIG` fails the start. The kernel drops unsigned or wrongly signed segments
+//!   silently, so while such a session is down its `last_error` quotes the namespace's MD5 drop
+//!   counters when they moved;
 //! - feeds bytes in, writes bytes out (non-blocking, with a bounded per-connection backlog),
 //!   and drives the speaker's timers from a monotonic clock;
 //! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`]: routes tagged
@@ -17,9 +23,9 @@
 //!   expires), and they come back when the device is up again.
 //!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
-//! sent, messages each way, last error) and the best routes with their installed state.
+//! sent, messages each way, whether TCP MD5 is on, last error) and the best routes with their installed state.
 //!
-//! Not done here: TCP MD5 (RFC 2385), GTSM, IPv6 hop limits for multihop sessions (IPv6
+//! Not done here: TCP-AO (RFC 5925), GTSM, IPv6 hop limits for multihop sessions (IPv6
 //! sessions use the kernel default), configuration reload, and keeping routes across a restart
 //! of bridgehead. Routes are withdrawn from the kernel by [`BgpService::shutdown`] (or drop);
 //! if the process ends without either, they stay until the next start removes them as stale.
