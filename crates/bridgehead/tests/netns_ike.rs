@@ -1221,3 +1221,213 @@ fn simultaneous_initiation_ends_with_one_sa_pair() {
     bh_child_up(&lab, &cloud);
     assert_pings(&lab, 5, "after simultaneous initiation");
 }
+
+/// The flood sender: binds one UDP socket per source address, sends `per` IKE_SA_INIT
+/// requests from each (the template with a fresh SPIi each time) spread over about two
+/// seconds, counts the answers that are a COOKIE notify (RFC 7296 §2.6: the header's next
+/// payload is N, notify type 16390 at octet 34), and prints counts as JSON.
+const FLOOD_PY: &str = r#"
+import json, select, socket, sys, time
+tmpl = open(sys.argv[1], 'rb').read()
+dst = (sys.argv[2], 500)
+addrs, per = int(sys.argv[3]), int(sys.argv[4])
+socks = []
+for i in range(addrs):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind(('198.18.0.%d' % (i + 1), 500))
+    s.setblocking(False)
+    socks.append(s)
+sent = cookies = other = 0
+def drain():
+    global cookies, other
+    r, _, _ = select.select(socks, [], [], 0)
+    for s in r:
+        while True:
+            try:
+                d = s.recv(4096)
+            except BlockingIOError:
+                break
+            if len(d) >= 36 and d[16] == 41 and d[34:36] == b'\x40\x06':
+                cookies += 1
+            else:
+                other += 1
+start = time.monotonic()
+for k in range(per):
+    for i, s in enumerate(socks):
+        spi = (k * addrs + i + 1).to_bytes(8, 'big')
+        s.sendto(spi + tmpl[8:], dst)
+        sent += 1
+        if sent % 20 == 0:
+            drain()
+            time.sleep(0.02)
+secs = time.monotonic() - start
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    drain()
+    time.sleep(0.05)
+print(json.dumps({"sent": sent, "cookies": cookies, "other": other, "secs": secs}))
+"#;
+
+/// A well-formed IKE_SA_INIT request from 198.18.0.1 to gwa's public address, made by the
+/// engine itself (its SPIi is overwritten per message by the flood).
+fn ike_sa_init_template() -> Vec<u8> {
+    use bh_crypto::{DhGroup, EspEncr, Prf, Zeroizing};
+    use bh_ike::{
+        Dpd, Endpoint, EndpointSettings, EspProposal, IkeId, IkeProposal, Lifetimes,
+        TunnelIkeConfig,
+    };
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    let gcm = EspEncr::AesGcm16 { key_bits: 256 };
+    let me = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    let gwa: IpAddr = addr::GWA_PUBLIC.parse().unwrap();
+    let cfg = TunnelIkeConfig {
+        name: "flood".into(),
+        local_addr: SocketAddr::new(me, 500),
+        remote_addr: SocketAddr::new(gwa, 500),
+        local_id: IkeId::Addr(me),
+        remote_id: IkeId::Addr(gwa),
+        psk: Zeroizing::new(b"not the key".to_vec()),
+        ike_proposals: vec![IkeProposal {
+            encr: vec![gcm],
+            integ: vec![],
+            prf: vec![Prf::HmacSha256],
+            dh: vec![DhGroup::Ecp256],
+        }],
+        esp_proposals: vec![EspProposal {
+            encr: vec![gcm],
+            integ: vec![],
+            esn: vec![false],
+        }],
+        pfs_group: None,
+        lifetimes: Lifetimes {
+            ike_rekey: Duration::from_secs(3600),
+            child_rekey: Duration::from_secs(3600),
+            jitter_percent: 10,
+        },
+        dpd: Dpd {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            restart: false,
+        },
+        initiator: true,
+        force_udp_encap: false,
+    };
+    let mut e = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+    let t = e.add_tunnel(cfg);
+    e.initiate(bh_ike::Instant(1), t);
+    e.poll_transmit().expect("an IKE_SA_INIT request").data
+}
+
+/// With a tunnel to strongSwan (AWS profile) up, 2,000 IKE_SA_INIT requests from 200
+/// addresses of a namespace hung off the NAT's public side arrive within about two seconds:
+/// bridgehead answers them with COOKIE notifies (seen by the sender and in `status`), keeps
+/// no half-open state for them, and LAN pings through the tunnel pass during and after.
+#[test]
+fn init_flood_from_many_addresses_gets_cookies_and_the_tunnel_keeps_passing() {
+    let mut lab = topology();
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::None),
+    );
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "",
+        },
+    );
+    established(&lab, &cloud);
+    bh_child_up(&lab, &cloud);
+    assert_pings(&lab, 3, "before the flood");
+
+    // The flooder: a namespace on the NAT's public side with 198.18.0.1-200.
+    let fl = format!("{}-fl", lab.opts.prefix);
+    let nat = lab.name(Host::Nat);
+    lab.ns.add(&fl).unwrap();
+    lab.ns.veth((&fl, "eth0"), (&nat, "f0")).unwrap();
+    lab.ns.addr(&nat, "f0", "198.18.0.254/24").unwrap();
+    let batch: String = (1..=200)
+        .map(|i| format!("addr add 198.18.0.{i}/24 dev eth0\n"))
+        .collect();
+    let batch_path = lab.dir.join("flood-addrs.batch");
+    std::fs::write(&batch_path, batch).unwrap();
+    bridgehead::netns::run(lab.ns.exec(&fl, "ip").arg("-batch").arg(&batch_path)).unwrap();
+    lab.ns
+        .ip(&fl, &["route", "add", "default", "via", "198.18.0.254"])
+        .unwrap();
+    let tmpl = lab.dir.join("ike_sa_init.bin");
+    std::fs::write(&tmpl, ike_sa_init_template()).unwrap();
+
+    let before = lab.status(Host::GwA).unwrap()["ike"].clone();
+    let ike_ups_before = before["tunnels"][0]["ike_sas_up"].as_u64();
+    let mut max_half_open = 0;
+    let mut report = String::new();
+    let replies = ping_during(&lab, 100, || {
+        std::thread::scope(|s| {
+            let flood = s.spawn(|| {
+                lab.ns
+                    .exec(&fl, "python3")
+                    .arg("-c")
+                    .arg(FLOOD_PY)
+                    .arg(&tmpl)
+                    .arg(addr::GWA_PUBLIC)
+                    .args(["200", "10"])
+                    .output()
+                    .unwrap()
+            });
+            while !flood.is_finished() {
+                if let Ok(st) = lab.status(Host::GwA) {
+                    let h = st["ike"]["half_open"].as_u64().unwrap_or(0);
+                    max_half_open = max_half_open.max(h);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let out = flood.join().unwrap();
+            assert!(
+                out.status.success(),
+                "flood failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            report = String::from_utf8_lossy(&out.stdout).into_owned();
+        });
+    });
+    let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    let st = lab.status(Host::GwA).unwrap();
+    let ike = &st["ike"];
+    let sent = counts["sent"].as_u64().unwrap();
+    let cookies = counts["cookies"].as_u64().unwrap();
+    assert_eq!(sent, 2000, "{counts}");
+    assert!(
+        counts["secs"].as_f64().unwrap() < 10.0,
+        "the flood was too slow to be one: {counts}"
+    );
+    // Past the first requests of the first second, every request is answered with a COOKIE
+    // (allow for datagrams the kernel dropped on a loaded machine).
+    assert!(
+        cookies >= 1000,
+        "too few COOKIE answers: {counts}; ike status {ike:#}"
+    );
+    assert_eq!(counts["other"], 0, "answers other than COOKIE: {counts}");
+    let cookies_counted =
+        ike["cookies_sent"].as_u64().unwrap() - before["cookies_sent"].as_u64().unwrap();
+    assert!(
+        cookies_counted >= cookies,
+        "status counts {cookies_counted} COOKIEs, the sender got {cookies}"
+    );
+    eprintln!("flood: {counts}; status counted {cookies_counted} COOKIEs; {replies}/100 pings");
+    // No state for the flood: no half-open SA at any time, only the tunnel's IKE SA.
+    assert_eq!(max_half_open, 0, "half-open SAs during the flood");
+    assert_eq!(ike["ike_sas"], 1, "{ike:#}");
+    // The established tunnel was not disturbed: same IKE SA, pings passed during and after.
+    assert_eq!(ike["tunnels"][0]["ike_sas_up"].as_u64(), ike_ups_before);
+    assert!(
+        replies >= 95,
+        "only {replies}/100 pings passed during the flood; status {st:#}"
+    );
+    assert_pings(&lab, 5, "after the flood");
+}

@@ -822,6 +822,66 @@ fn spoofed_init_flood_creates_no_state_beyond_the_cookie_threshold() {
     assert_eq!(answered_with_cookie, 196);
 }
 
+/// A flood of IKE_SA_INIT from 200 addresses that are no tunnel's peer, while a tunnel is
+/// up: past the threshold they get COOKIEs, none creates state, and the established SA
+/// keeps working (DPD answered, no timeout).
+#[test]
+fn init_flood_from_many_unknown_addresses_gets_cookies_and_no_state() {
+    let mut s = established(false, 77);
+    let b_settings_threshold = 8; // Sim::new's cookie_threshold
+    // A well-formed IKE_SA_INIT request (from a throwaway initiator), resent with fresh SPIs
+    // from 200 addresses, 10 each, within two simulated seconds.
+    let (a, _) = pair(false, suites()[0].1.clone(), suites()[0].2.clone());
+    let mut init = bh_ike::Endpoint::new(
+        bh_ike::EndpointSettings::default(),
+        Box::new(bh_crypto::DeterministicRandom::from_seed([9; 32])),
+    );
+    let t = init.add_tunnel(a);
+    init.initiate(s.now, t);
+    let req = init.poll_transmit().unwrap();
+    let before = s.b.counters();
+    let mut max_half_open = 0;
+    for i in 0..2000u32 {
+        let src = std::net::SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, (i % 200) as u8 + 1)),
+            500,
+        );
+        let mut d = req.data.clone();
+        d[..4].copy_from_slice(&i.to_be_bytes());
+        let at = s.now + Duration::from_millis(u64::from(i));
+        s.b.handle_datagram(at, src, req.dst, &d);
+        max_half_open = max_half_open.max(s.b.counters().half_open);
+    }
+    let mut cookies_to_flooders = 0;
+    while let Some(t) = s.b.poll_transmit() {
+        let m = bh_ike::wire::Message::decode(&t.data).unwrap();
+        if m.notify(bh_ike::wire::NotifyType::COOKIE).is_some()
+            && t.dst.ip() != std::net::IpAddr::V4(A_PUBLIC)
+        {
+            cookies_to_flooders += 1;
+        }
+    }
+    let after = s.b.counters();
+    s.now = s.now + Duration::from_secs(2);
+    // Each one-second window lets the first `threshold` through (dropped, no tunnel) and
+    // answers the rest with a COOKIE.
+    assert!(
+        cookies_to_flooders >= 2000 - 3 * b_settings_threshold,
+        "{cookies_to_flooders} cookies"
+    );
+    assert_eq!(
+        after.cookies_sent - before.cookies_sent,
+        cookies_to_flooders
+    );
+    assert_eq!(max_half_open, 0);
+    assert_eq!(after.ike_sas, before.ike_sas);
+    // The established SA is untouched and keeps working past several DPD rounds.
+    s.run_for(Duration::from_secs(120));
+    assert!(ike_downs(&s.events_a).is_empty() && ike_downs(&s.events_b).is_empty());
+    assert_eq!(s.a.snapshot().len(), 1);
+    assert_eq!(s.b.snapshot()[0].children.len(), 1);
+}
+
 #[test]
 fn ike_fragmentation_both_ways_with_loss_of_a_fragment() {
     let (mut a, mut b) = pair(true, suites()[1].1.clone(), suites()[1].2.clone());

@@ -23,9 +23,12 @@
 //! settled by the lowest-nonce rule; a simultaneous initiation of one tunnel from both ends
 //! is settled the same way, so both ends keep one IKE SA and one Child SA pair.
 //!
-//! Flood protection: IKE_SA_INIT requests from addresses that are no tunnel's peer are dropped
-//! without state; once [`EndpointSettings::cookie_threshold`] half-open SAs exist, requests
-//! must echo a stateless COOKIE (§2.6) before any Diffie-Hellman work is done.
+//! Flood protection: IKE_SA_INIT requests from addresses that are no tunnel's peer create no
+//! state; once [`EndpointSettings::cookie_threshold`] half-open SAs exist, or more new
+//! IKE_SA_INIT requests than that arrive within a second (from any address), requests must
+//! echo a stateless COOKIE (§2.6) before any Diffie-Hellman work is done. Under that load a
+//! request from an unknown address gets the COOKIE too (then is dropped), so a flood is
+//! answered the same whether its sources are spoofed peers or strangers.
 //!
 //! IKE fragmentation (RFC 7383): announced in IKE_SA_INIT; when both ends support it, messages
 //! longer than [`EndpointSettings::max_ike_message`] go as fragments, and fragments received
@@ -210,8 +213,9 @@ pub struct EndpointSettings {
     pub max_sas: usize,
     /// Delay before re-initiating a tunnel that went down.
     pub restart_delay: Duration,
-    /// Half-open responder SAs from which on IKE_SA_INIT requests must return a COOKIE
-    /// (RFC 7296 §2.6) before any state or Diffie-Hellman work is spent on them.
+    /// Half-open responder SAs (or new IKE_SA_INIT requests per second) from which on
+    /// IKE_SA_INIT requests must return a COOKIE (RFC 7296 §2.6) before any state or
+    /// Diffie-Hellman work is spent on them.
     pub cookie_threshold: usize,
     /// The largest IKE message sent whole once fragmentation is negotiated (RFC 7383); larger
     /// ones go as fragments of at most this size (IKE octets, without UDP/IP headers).
@@ -251,11 +255,34 @@ struct Ctx {
     require_cookie: bool,
     /// COOKIE notifies sent.
     cookies_sent: u64,
+    /// New IKE_SA_INIT requests seen: start of the current one-second window, the count in
+    /// it, and the count in the window before.
+    init_window: (Instant, u64, u64),
     rng: Box<dyn SecureRandom + Send>,
     tunnels: Vec<TunnelIkeConfig>,
     restart_at: Vec<Option<Instant>>,
     tx: VecDeque<Transmit>,
     ev: VecDeque<Event>,
+}
+
+impl Ctx {
+    /// Counts a new IKE_SA_INIT request and tells whether they arrive faster than
+    /// [`EndpointSettings::cookie_threshold`] per second (in this window or the one before):
+    /// a flood from addresses that create no half-open SA (unknown or spoofed) must still
+    /// turn cookies on (RFC 7296 §2.6).
+    fn count_init_request(&mut self, now: Instant) -> bool {
+        let (start, cur, prev) = self.init_window;
+        let elapsed = now.saturating_duration_since(start);
+        self.init_window = if elapsed >= Duration::from_secs(2) {
+            (now, 1, 0)
+        } else if elapsed >= Duration::from_secs(1) {
+            (now, 1, cur)
+        } else {
+            (start, cur.saturating_add(1), prev)
+        };
+        let limit = u64::try_from(self.settings.cookie_threshold).unwrap_or(u64::MAX);
+        self.init_window.1 > limit || self.init_window.2 > limit
+    }
 }
 
 /// The IKEv2 engine for all tunnels. See the module documentation.
@@ -287,6 +314,7 @@ impl Endpoint {
                 cookie_secret,
                 require_cookie: false,
                 cookies_sent: 0,
+                init_window: (Instant(0), 0, 0),
                 rng,
                 tunnels: Vec::new(),
                 restart_at: Vec::new(),
@@ -385,7 +413,8 @@ impl Endpoint {
                 return;
             }
             let half_open = self.sas.iter().filter(|s| s.is_half_open()).count();
-            self.ctx.require_cookie = half_open >= self.ctx.settings.cookie_threshold;
+            let busy = self.ctx.count_init_request(now);
+            self.ctx.require_cookie = half_open >= self.ctx.settings.cookie_threshold || busy;
             if let Some(sa) =
                 sa::IkeSa::respond_init(&mut self.ctx, now, remote, local, &header, data)
             {

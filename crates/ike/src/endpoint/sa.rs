@@ -727,13 +727,20 @@ impl IkeSa {
         let tidx = ctx
             .tunnels
             .iter()
-            .position(|t| t.remote_addr.ip() == remote.ip())?;
-        let tunnel = TunnelId(u32::try_from(tidx).ok()?);
+            .position(|t| t.remote_addr.ip() == remote.ip());
+        // A request from an address of no tunnel is dropped, but under load it first gets
+        // the stateless COOKIE like any other (RFC 7296 §2.6), so a flood from many
+        // (spoofed) addresses costs one hash each and a real peer is not told apart.
+        if tidx.is_none() && !ctx.require_cookie {
+            return None;
+        }
         let msg = match Message::decode(data) {
             Ok(m) => m,
             Err(e) => {
-                let (ty, d) = e.notify();
-                send_clear_error(ctx, header, remote, local, ty, d);
+                if tidx.is_some() {
+                    let (ty, d) = e.notify();
+                    send_clear_error(ctx, header, remote, local, ty, d);
+                }
                 return None;
             }
         };
@@ -756,6 +763,8 @@ impl IkeSa {
                 (None, _) => return None,
             }
         }
+        let tidx = tidx?;
+        let tunnel = TunnelId(u32::try_from(tidx).ok()?);
         let (Some(props), Some(ke), Some(ni)) = (sa_of(ps), ke_of(ps), nonce_of(ps)) else {
             send_clear_error(
                 ctx,
