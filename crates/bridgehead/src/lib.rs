@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bgp;
+pub mod cloud;
 pub mod control;
 pub mod daemon;
 pub mod ike;

@@ -59,6 +59,35 @@ enum Command {
         #[arg(long)]
         raw_esp: bool,
     },
+    /// Write a configuration from a cloud CLI's description of its VPN gateway.
+    Import {
+        /// The cloud.
+        cloud: bridgehead::cloud::Cloud,
+        /// aws: the CustomerGatewayConfiguration XML; azure: `az network vnet-gateway show`
+        /// JSON; gcp: `gcloud compute vpn-tunnels|routers|vpn-gateways describe --format=json`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The configuration to write (keys go to <stem>.<tunnel>.psk beside it, mode 0600).
+        #[arg(short, long, default_value = "bridgehead.toml")]
+        output: PathBuf,
+        /// Our public address, when the input does not carry it (Azure).
+        #[arg(long)]
+        public_ip: Option<std::net::IpAddr>,
+        /// Our ASN, when the input does not carry it (Azure).
+        #[arg(long)]
+        asn: Option<u32>,
+    },
+    /// Print the aws / az / gcloud commands that build the cloud side of this configuration.
+    Plan {
+        /// The cloud.
+        cloud: bridgehead::cloud::Cloud,
+        /// Configuration file.
+        #[arg(short, long, default_value = "/etc/bridgehead/bridgehead.toml")]
+        config: PathBuf,
+        /// Tunnels to plan (default: those named after the cloud, e.g. aws0, aws1).
+        #[arg(long = "tunnel")]
+        tunnels: Vec<String>,
+    },
 }
 
 fn main() {
@@ -129,5 +158,17 @@ fn run(cli: Cli) -> Result<()> {
             opts.raw_esp = raw_esp;
             lab::run_lab(opts, iperf)
         }
+        Command::Import {
+            cloud,
+            files,
+            output,
+            public_ip,
+            asn,
+        } => bridgehead::cloud::run_import(cloud, &files, &output, public_ip, asn),
+        Command::Plan {
+            cloud,
+            config,
+            tunnels,
+        } => bridgehead::cloud::run_plan(cloud, &config, tunnels),
     }
 }
