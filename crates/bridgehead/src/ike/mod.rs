@@ -18,7 +18,8 @@
 //! overtake our response; strongSwan delays its own outbound switch as responder for the same
 //! reason. `ChildSaDown` removes the
 //! inbound SA and clears the outbound one if it was the one removed. [`IkeService::status_json`] shows per tunnel the
-//! IKE state, SPIs, algorithms and why it is down.
+//! IKE state, SPIs, algorithms, NAT, uptime, last rekey and why it is down, and the engine's
+//! COOKIE, half-open and IKE SA counts (rendered by `crate::status`).
 //!
 //! Once a second the thread tells the engine which tunnels received authenticated ESP since
 //! the last look (`Endpoint::note_traffic`), so DPD only asks when the tunnel is quiet
