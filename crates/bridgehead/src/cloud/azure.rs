@@ -133,6 +133,15 @@ pub fn import(
                 .into(),
         );
     }
+    if peers.len() == 2 {
+        imp.notes.push(
+            "a local network gateway has one BGP address: with one public address (one local \
+             network gateway) Azure's instance 1 also peers with azure0's inside address, so \
+             azure1's BGP session stays down unless this host has a second public address \
+             (see `bridgehead plan azure`)"
+                .into(),
+        );
+    }
     for (i, p) in peers.iter().enumerate() {
         let ctx = format!("bgpSettings.bgpPeeringAddresses[{i}]");
         let peer = first_ip(p, "tunnelIpAddresses", &ctx)?.ok_or_else(|| CloudError::Missing {

@@ -667,6 +667,17 @@ fn azure(cfg: &Config, tunnels: &[&Tunnel], s: &mut String) -> Result<(), CloudE
             )),
         }
     }
+    let first_psk = ike_of(first)?.psk.as_slice();
+    for t in tunnels.iter().skip(1) {
+        // Compared in memory only; neither key is printed.
+        if ike_of(t)?.psk.as_slice() != first_psk {
+            notes.push(format!(
+                "tunnel {}: its key differs from {}'s, but one connection has one shared key: \
+                 Azure uses {}'s",
+                t.name, first.name, first.name
+            ));
+        }
+    }
     if tunnels.len() == 1 {
         notes.push(
             "instance 1 also connects to this appliance and gets no tunnel here: it shows \
