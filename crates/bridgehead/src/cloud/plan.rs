@@ -615,6 +615,26 @@ fn azure(cfg: &Config, tunnels: &[&Tunnel], s: &mut String) -> Result<(), CloudE
         name = first.name,
         v = var(&first.name)
     );
+    // The connection picks, per instance, which custom APIPA address talks to us.
+    s.push_str(
+        "\n# Per instance, the APIPA address this connection uses (gatewayCustomBgpIpAddresses).\n",
+    );
+    let mut items = Vec::new();
+    for (i, a) in apipa.iter().enumerate().take(2) {
+        let _ = writeln!(
+            s,
+            "IPCONF{i}=$(az network vnet-gateway show --resource-group \"$RG\" --name \"$VNG\" --query 'ipConfigurations[{i}].id' --output tsv)"
+        );
+        items.push(format!(
+            "{{\"ipConfigurationId\": \"'\"$IPCONF{i}\"'\", \"customBgpIpAddress\": \"{a}\"}}"
+        ));
+    }
+    let _ = writeln!(
+        s,
+        "az network vpn-connection update --resource-group \"$RG\" --name bh-{name} \\\n  --set 'gatewayCustomBgpIpAddresses=[{items}]'",
+        name = first.name,
+        items = items.join(", ")
+    );
     // A custom policy when ours is not Azure's default (DH 2, no PFS).
     let p = st.proposals.first();
     let esp = st.esp_proposals.first();
