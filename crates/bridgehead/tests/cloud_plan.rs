@@ -196,3 +196,37 @@ fn azure_plan_notes_different_keys_without_printing_them() {
     );
     assert!(!out.contains("OtherTestKey") && !out.contains("TestOnlyKey"));
 }
+
+/// The Azure plan runs under `sh` (stub `az`), and the connection's custom BGP list it sets is
+/// JSON naming each instance's IP configuration and APIPA address.
+#[test]
+fn azure_plan_runs_in_sh_and_sets_valid_json() {
+    let script = run(Cloud::Azure, &fixture("plan-azure.toml"))
+        .unwrap()
+        .replace("cat /etc/bridgehead/psk/azure", "echo Key.Azure");
+    let full = format!(
+        "az() {{ if [ \"$3\" = show ]; then echo \"/ipConfigurations/$(echo \"$9\" | tr -dc 0-9)\"; \
+         else for a in \"$@\"; do printf '%s\\n' \"$a\"; done; fi; }}\nRG=rg\nVNG=vng\n{script}"
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&full)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let set = text
+        .lines()
+        .find_map(|l| l.strip_prefix("gatewayCustomBgpIpAddresses="))
+        .unwrap_or_else(|| panic!("{text}"));
+    let v: serde_json::Value = serde_json::from_str(set).unwrap();
+    assert_eq!(v[0]["ipConfigurationId"], "/ipConfigurations/0");
+    assert_eq!(v[0]["customBgpIpAddress"], "169.254.21.1");
+    assert_eq!(v[1]["ipConfigurationId"], "/ipConfigurations/1");
+    assert_eq!(v[1]["customBgpIpAddress"], "169.254.22.1");
+    assert!(text.contains("--shared-key\nKey.Azure\n"), "{text}");
+}
