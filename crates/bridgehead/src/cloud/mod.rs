@@ -194,6 +194,14 @@ fn toml_str(s: &str) -> String {
     o
 }
 
+/// A comment line: control characters (a newline would end the comment and let text from the
+/// cloud's output become configuration) become spaces.
+fn comment(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn toml_list(v: &[String]) -> String {
     let items: Vec<String> = v.iter().map(|s| toml_str(s)).collect();
     format!("[{}]", items.join(", "))
@@ -210,10 +218,10 @@ pub fn render_toml(imp: &Imported, out: &Path) -> String {
         imp.cloud.name()
     );
     for m in &imp.missing {
-        let _ = writeln!(s, "# MISSING: {m}");
+        let _ = writeln!(s, "# MISSING: {}", comment(m));
     }
     for n in &imp.notes {
-        let _ = writeln!(s, "# Note: {n}");
+        let _ = writeln!(s, "# Note: {}", comment(n));
     }
     s.push_str("\n[appliance]\n");
     match imp.public_ip {
@@ -226,7 +234,7 @@ pub fn render_toml(imp: &Imported, out: &Path) -> String {
     for t in &imp.tunnels {
         s.push('\n');
         for c in &t.comments {
-            let _ = writeln!(s, "# {c}");
+            let _ = writeln!(s, "# {}", comment(c));
         }
         s.push_str("[[tunnel]]\n");
         let _ = writeln!(s, "name = {}", toml_str(&t.name));
@@ -489,6 +497,31 @@ mod tests {
         assert_eq!(other_host_30(a("169.254.21.4")), None);
         assert_eq!(other_host_30(a("169.254.21.7")), None);
         assert_eq!(network_v4(a("169.254.44.162"), 30), a("169.254.44.160"));
+    }
+
+    #[test]
+    fn comments_cannot_break_out() {
+        let imp = Imported {
+            cloud: Cloud::Azure,
+            public_ip: None,
+            local_asn: None,
+            tunnels: vec![ImportedTunnel {
+                name: "azure0".into(),
+                comments: vec!["gw\n[appliance]\npublic_ip = \"1.2.3.4\"".into()],
+                proposals: vec!["aes256-sha256-modp2048".into()],
+                esp_proposals: vec!["aes256gcm16".into()],
+                pfs: "none".into(),
+                ike_lifetime: 100,
+                child_lifetime: 50,
+                ..ImportedTunnel::default()
+            }],
+            missing: vec!["a\rb".into()],
+            notes: vec![],
+        };
+        let text = render_toml(&imp, Path::new("x.toml"));
+        assert!(text.contains("# gw [appliance] public_ip"), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("public_ip")), "{text}");
+        assert!(text.contains("# MISSING: a b"));
     }
 
     #[test]

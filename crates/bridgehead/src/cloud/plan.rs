@@ -215,7 +215,12 @@ pub fn plan(
         s,
         "#!/bin/sh\n# bridgehead plan {}: the cloud side of {}\n# Keys are read from our psk files into variables; they are never printed.\nset -eu",
         cloud.name(),
-        cfg.source.display()
+        cfg.source
+            .display()
+            .to_string()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
     );
     let files = psk_files(cfg, text);
     for t in &selected {
