@@ -1431,3 +1431,95 @@ fn init_flood_from_many_addresses_gets_cookies_and_the_tunnel_keeps_passing() {
     );
     assert_pings(&lab, 5, "after the flood");
 }
+
+/// The interleaving behind the flaky simultaneous initiation, made certain: both sides start
+/// at once, but every IKE_SA_INIT request bridgehead sends is dropped at the NAT until
+/// strongSwan's own IKE SA (bridgehead as responder) is established; then the drop is lifted.
+/// bridgehead must give up its half-open initiation instead of retransmitting it into a
+/// second IKE SA whose INITIAL_CONTACT would make strongSwan drop the first. It ends with one
+/// IKE SA and one Child SA pair at strongSwan, kept, and LAN pings pass.
+#[test]
+fn simultaneous_initiation_with_our_first_message_lost_ends_with_one_sa_pair() {
+    let mut lab = topology();
+    let nat = lab.name(Host::Nat);
+    // IKE_SA_INIT (exchange 34 at IKE octet 18) with only the Initiator flag (octet 19),
+    // from gwa's private address, before the NAT rewrites it.
+    let rules = format!(
+        "table ip bhdrop {{\n\
+           chain early {{ type filter hook forward priority -10;\n\
+             ip saddr {} udp dport 500 @th,208,8 34 @th,216,8 8 counter drop; }}\n\
+         }}\n",
+        addr::GWA_PRIVATE
+    );
+    let path = lab.dir.join("drop-init.nft");
+    std::fs::write(&path, rules).unwrap();
+    bridgehead::netns::run(lab.ns.exec(&nat, "nft").arg("-f").arg(&path)).unwrap();
+    start_bridgehead(
+        &mut lab,
+        &BhSide {
+            proposals: &["aes256gcm16-prfsha256-ecp256"],
+            esp_proposals: &["aes256gcm16"],
+            pfs: "ecp256",
+            initiate: true,
+            extra: "",
+        },
+    );
+    let cloud = charon(
+        &mut lab,
+        Host::GwB,
+        &cloud_conn(Profile::aws(), StartAction::Start),
+    );
+    // strongSwan's initiation completes (bridgehead answers as responder).
+    if let Err(e) = cloud.wait_sas(&lab.ns, Duration::from_secs(20), |sas| {
+        sas.iter()
+            .any(|s| s.initiator && s.state == "ESTABLISHED" && s.installed_child().is_some())
+    }) {
+        panic!(
+            "strongSwan's own IKE SA did not come up: {e:#}\n{}",
+            lab.log(Host::GwA)
+        );
+    }
+    let dropped = bridgehead::netns::run(
+        lab.ns
+            .exec(&nat, "nft")
+            .args(["list", "table", "ip", "bhdrop"]),
+    )
+    .unwrap();
+    assert!(
+        !dropped.contains("packets 0 "),
+        "no IKE_SA_INIT of bridgehead was dropped: {dropped}"
+    );
+    bridgehead::netns::run(
+        lab.ns
+            .exec(&nat, "nft")
+            .args(["delete", "table", "ip", "bhdrop"]),
+    )
+    .unwrap();
+    let one_pair = |sas: &[IkeSaInfo]| {
+        sas.len() == 1
+            && sas[0].state == "ESTABLISHED"
+            && sas[0]
+                .children
+                .iter()
+                .filter(|c| c.state == "INSTALLED")
+                .count()
+                == 1
+    };
+    // Long enough for bridgehead's retransmissions (2 s, then 4 s) to have happened.
+    std::thread::sleep(Duration::from_secs(8));
+    if let Err(e) = cloud.wait_sas(&lab.ns, Duration::from_secs(10), one_pair) {
+        panic!(
+            "not exactly one IKE SA and one Child SA pair: {e:#}\n--- bridgehead log:\n{}",
+            lab.log(Host::GwA)
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let sas = cloud.list_sas(&lab.ns).unwrap();
+    assert!(one_pair(&sas), "the single SA pair did not last: {sas:#?}");
+    bh_child_up(&lab, &cloud);
+    assert_pings(
+        &lab,
+        5,
+        "after simultaneous initiation with a lost IKE_SA_INIT",
+    );
+}
