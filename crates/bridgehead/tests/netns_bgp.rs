@@ -956,8 +956,8 @@ fn neighbor_policy_reaches_the_wire_with_bird() {
     .unwrap_or_else(|e| panic!("{e:#}: {}", our_neighbor(&sock, "10.60.1.2")));
 }
 
-/// TCP MD5 (RFC 2385): FRR with the same password as ours comes up and its route reaches our
-/// kernel; BIRD with another password never gets past the TCP handshake, and our status says
+/// TCP MD5 (RFC 2385): FRR and GoBGP with the same password as ours come up and FRR's route
+/// reaches our kernel; BIRD with another password never gets past the TCP handshake, and our status says
 /// the kernel dropped its wrongly signed segments.
 #[test]
 fn tcp_md5_same_password_comes_up_and_a_wrong_one_does_not() {
@@ -967,9 +967,10 @@ fn tcp_md5_same_password_comes_up_and_a_wrong_one_does_not() {
         "this kernel has no CONFIG_TCP_MD5SIG (setsockopt(TCP_MD5SIG) fails)"
     );
     let mut w = World::new();
-    let (us, frr, bird) = (w.add("us"), w.add("frr"), w.add("bird"));
+    let (us, frr, bird, gobgp) = (w.add("us"), w.add("frr"), w.add("bird"), w.add("gobgp"));
     w.link(&us, &frr, 1);
     w.link(&us, &bird, 2);
+    w.link(&us, &gobgp, 3);
     let with_pw = |addr: &str, pw: &str| Neighbor {
         md5_password: Some(pw.into()),
         ..nbr(addr, US_AS)
@@ -998,11 +999,27 @@ fn tcp_md5_same_password_comes_up_and_a_wrong_one_does_not() {
             graceful_restart: None,
         },
     );
+    let g = w.start(
+        Kind::Gobgp,
+        &gobgp,
+        &BgpdConfig {
+            asn: GOBGP_AS,
+            router_id: "10.60.0.4".parse().unwrap(),
+            neighbors: vec![with_pw("10.60.3.1", "Right.Md5-Secret")],
+            announce: vec![],
+            kernel: false,
+            graceful_restart: None,
+        },
+    );
     let key = w.dir.join("peers.key");
     std::fs::write(&key, "Right.Md5-Secret\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut conf = our_bgp(&[]);
-    for (n, asn) in [("10.60.1.2", FRR_AS), ("10.60.2.2", BIRD_AS)] {
+    for (n, asn) in [
+        ("10.60.1.2", FRR_AS),
+        ("10.60.2.2", BIRD_AS),
+        ("10.60.3.2", GOBGP_AS),
+    ] {
         conf.push_str(&format!(
             "{}\nmd5_password_file = \"{}\"\n\n",
             our_nbr(n, asn).trim_end(),
@@ -1026,6 +1043,8 @@ fn tcp_md5_same_password_comes_up_and_a_wrong_one_does_not() {
         Ok(f.learned(&w.nss)?.contains(&"10.70.0.0/24".to_owned()))
     })
     .unwrap();
+    g.wait_established(&w.nss, a("10.60.3.1"), t)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", g.log(), w.our_log(&us)));
     // The password is in no log line of ours.
     assert!(!w.our_log(&us).contains("Right.Md5"), "password logged");
 
