@@ -4,6 +4,11 @@
 //! The checks follow the rest of the validator: every problem is reported with its file, line,
 //! column and TOML path, and checking goes on after the first one.
 //!
+//! A neighbor's TCP MD5 password (RFC 2385) comes from `md5_password_file` (mode 0600 or
+//! stricter, owned by us or root, one trailing newline cut) or an inline `md5_password`, which
+//! makes the configuration file itself a secret file that must be 0600; 1 to 80 bytes (the
+//! kernel's limit), held in a wiped buffer and never shown by `Debug` or an error.
+//!
 //! Not checked here: whether a neighbor without `multihop` is really on its tunnel's link (that
 //! needs the routing table), and anything the peer has to agree with (hold time, AS).
 
@@ -94,7 +99,7 @@ pub enum MaxPrefixAction {
 pub struct Md5Password(Zeroizing<Vec<u8>>);
 
 impl Md5Password {
-    /// The password's bytes (1..=[`MAX_MD5_PASSWORD_LEN`]), for `setsockopt(TCP_MD5SIG)` only.
+    /// The password's bytes (1 to 80 of them), for `setsockopt(TCP_MD5SIG)` only.
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
