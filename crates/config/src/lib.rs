@@ -34,7 +34,7 @@ pub use error::{ConfigError, ConfigErrors, ErrorKind, HexProblem};
 pub use model::*;
 pub use validate::bgp::{
     Bgp, BgpNeighbor, DEFAULT_BGP_METRIC, DEFAULT_BGP_TABLE, DEFAULT_HOLD_TIME, DEFAULT_MULTIPATH,
-    MaxPrefixAction, PrefixRule,
+    MaxPrefixAction, Md5Password, PrefixRule,
 };
 pub use validate::{
     DEFAULT_NAT_KEEPALIVE, DEFAULT_REPLAY_WINDOW, DEFAULT_SOCKET_BUFFER, DEFAULT_UDP_PORT,
