@@ -17,7 +17,9 @@
 //! is deleted, or [`OUTBOUND_SWITCH`] passes. Otherwise our first packets under the new SPI can
 //! overtake our response; strongSwan delays its own outbound switch as responder for the same
 //! reason. `ChildSaDown` removes the
-//! inbound SA and clears the outbound one if it was the one removed. [`IkeService::status_json`] shows per tunnel the
+//! inbound SA; if its outbound SA was the one in use, the newest Child SA of the tunnel still
+//! installed takes over (e.g. when the duplicate of a simultaneous initiation, installed last,
+//! is deleted), or the tunnel has no outbound SA. [`IkeService::status_json`] shows per tunnel the
 //! IKE state, SPIs, algorithms, NAT, uptime, last rekey and why it is down, and the engine's
 //! COOKIE, half-open and IKE SA counts (rendered by `crate::status`).
 //!
@@ -220,6 +222,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         esp_port,
         replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
         pending: Vec::new(),
+        live: Vec::new(),
         in_response: None,
         rx_seen: Vec::new(),
         rx_checked: std::time::Instant::now(),
@@ -316,6 +319,8 @@ struct Shell {
     replay_window: Vec<u32>,
     /// Rekeyed outbound SAs waiting to replace the old ones (see the module documentation).
     pending: Vec<PendingOutbound>,
+    /// Installed Child SAs, oldest first.
+    live: Vec<LiveChild>,
     /// While handling a datagram: whether it is an IKE response (R flag, RFC 7296 §3.1).
     in_response: Option<bool>,
     /// Packets received on each tunnel's inbound SAs at the last look, by position in `ids`.
@@ -323,6 +328,20 @@ struct Shell {
     /// When inbound traffic was last looked at.
     rx_checked: std::time::Instant,
 }
+
+/// A Child SA installed and not yet removed: the outbound SA to fall back to when the one in
+/// use goes while this one stays (e.g. the duplicate of a simultaneous initiation is deleted
+/// after it was installed last).
+struct LiveChild {
+    /// Dataplane tunnel index.
+    idx: usize,
+    inbound_spi: u32,
+    out: Arc<OutboundSa>,
+    status: ChildStatus,
+}
+
+/// Most Child SAs remembered for fallback (each is removed again by its `ChildSaDown`).
+const MAX_LIVE_CHILDREN: usize = 4096;
 
 /// A rekeyed Child SA whose outbound SA is not in use yet.
 struct PendingOutbound {
@@ -584,6 +603,23 @@ impl Shell {
                 // inbound stays until deleted.
                 let inb = Arc::new(inb);
                 let out = Arc::new(out);
+                let name = suite.name().unwrap_or("?");
+                let child_status = ChildStatus {
+                    inbound_spi,
+                    outbound_spi,
+                    suite: name,
+                    esn,
+                    udp_encap,
+                };
+                if self.live.len() >= MAX_LIVE_CHILDREN {
+                    self.live.remove(0);
+                }
+                self.live.push(LiveChild {
+                    idx,
+                    inbound_spi,
+                    out: Arc::clone(&out),
+                    status: child_status.clone(),
+                });
                 self.dp.sas().add_inbound(idx, Arc::clone(&inb));
                 if let Some(t) = self.dp.tunnels().get(idx) {
                     let peer = if udp_encap {
@@ -615,7 +651,6 @@ impl Shell {
                     }
                     _ => self.dp.sas().set_outbound(idx, Some(out)),
                 }
-                let name = suite.name().unwrap_or("?");
                 tracing::info!(
                     tunnel = tunnel.0,
                     in_spi = %format_args!("{inbound_spi:#010x}"),
@@ -627,13 +662,7 @@ impl Shell {
                     "Child SA installed"
                 );
                 self.with_status(pos, |s| {
-                    s.child = Some(ChildStatus {
-                        inbound_spi,
-                        outbound_spi,
-                        suite: name,
-                        esn,
-                        udp_encap,
-                    });
+                    s.child = Some(child_status);
                     s.child_ups = s.child_ups.saturating_add(1);
                     s.down_reason = None;
                     if replaces.is_some() {
@@ -655,6 +684,7 @@ impl Shell {
                 self.pending
                     .retain(|p| !(p.idx == idx && p.inb.spi() == inbound_spi));
                 self.dp.sas().remove_inbound(inbound_spi);
+                self.live.retain(|l| l.inbound_spi != inbound_spi);
                 let current = self
                     .dp
                     .sas()
@@ -664,9 +694,15 @@ impl Shell {
                     .cloned()
                     .flatten()
                     .map(|o| o.spi());
+                // The outbound SA in use went: the newest Child SA of the tunnel still
+                // installed (if any) carries the traffic from now on.
+                let fallback = self.live.iter().rev().find(|l| l.idx == idx);
                 if current == Some(outbound_spi) {
-                    self.dp.sas().set_outbound(idx, None);
+                    self.dp
+                        .sas()
+                        .set_outbound(idx, fallback.map(|l| Arc::clone(&l.out)));
                 }
+                let fallback = fallback.map(|l| l.status.clone());
                 tracing::info!(
                     tunnel = tunnel.0,
                     in_spi = %format_args!("{inbound_spi:#010x}"),
@@ -678,8 +714,10 @@ impl Shell {
                         .as_ref()
                         .is_some_and(|c| c.inbound_spi == inbound_spi)
                     {
-                        s.child = None;
-                        s.down_reason = Some(format!("Child SA: {reason:?}"));
+                        s.child = fallback;
+                        if s.child.is_none() {
+                            s.down_reason = Some(format!("Child SA: {reason:?}"));
+                        }
                     }
                 });
             }
