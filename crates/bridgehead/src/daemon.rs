@@ -46,7 +46,8 @@ struct TunnelInfo {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(config: &Path, control: &Path) -> Result<()> {
+/// With `metrics`, Prometheus text metrics ([`crate::metrics`]) are served at that address.
+pub fn run(config: &Path, control: &Path, metrics: Option<SocketAddr>) -> Result<()> {
     let cfg = bh_config::load(config).map_err(|e| anyhow!("{e}"))?;
     tracing::info!(config = %config.display(), tunnels = cfg.tunnels.len(), workers = cfg.dataplane.workers, "starting");
     let (ike_tx, ike_rx) = std::sync::mpsc::sync_channel(IKE_QUEUE);
@@ -61,15 +62,28 @@ pub fn run(config: &Path, control: &Path) -> Result<()> {
     let status_dp = Arc::clone(&dp);
     let infos = Arc::new(infos);
     let status_infos = Arc::clone(&infos);
+    let full_status = Arc::new(move || {
+        let mut st = status_json(&status_dp, &status_infos);
+        st["ike"] = status_ike.status_json();
+        st["bgp"] = status_bgp.status_json();
+        st
+    });
+    let control_bgp = Arc::clone(&bgp);
+    let control_status = Arc::clone(&full_status);
     crate::control::serve(listener, control.to_owned(), move |req| match req {
-        "status" => {
-            let mut st = status_json(&status_dp, &status_infos);
-            st["ike"] = status_ike.status_json();
-            st["bgp"] = status_bgp.status_json();
-            st.to_string()
-        }
-        other => json!({ "error": format!("unknown request {other:?}; try: status") }).to_string(),
+        "status" => control_status().to_string(),
+        "bgp" => crate::views::bgp_json(&control_bgp.status_json()).to_string(),
+        "routes" => crate::views::routes_json(&control_bgp.status_json()).to_string(),
+        other => json!({ "error": format!("unknown request {other:?}; try: status, bgp, routes") })
+            .to_string(),
     })?;
+    if let Some(addr) = metrics {
+        let metrics_status = Arc::clone(&full_status);
+        let bound = crate::metrics::serve(addr, move || metrics_status())
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        tracing::info!(metrics = %bound, "serving Prometheus metrics at /metrics");
+    }
+    drop(full_status);
     tracing::info!(control = %control.display(), "ready");
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

@@ -25,6 +25,9 @@ enum Command {
         /// Control socket path.
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9474); off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Check a configuration file and print every error.
     Check {
@@ -34,6 +37,24 @@ enum Command {
     },
     /// Show tunnels, SAs and counters of the running daemon.
     Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Control socket path.
+        #[arg(long, default_value = control::DEFAULT_PATH)]
+        control: PathBuf,
+    },
+    /// Show the BGP neighbors: AS, state, uptime, prefixes and messages each way, last error.
+    Bgp {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Control socket path.
+        #[arg(long, default_value = control::DEFAULT_PATH)]
+        control: PathBuf,
+    },
+    /// Show the BGP routes: learned per neighbor, best, installed in the kernel, advertised.
+    Routes {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -114,7 +135,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Daemon { config, control } => daemon::run(&config, &control),
+        Command::Daemon {
+            config,
+            control,
+            metrics,
+        } => daemon::run(&config, &control, metrics),
         Command::Check { config } => match bh_config::load(&config) {
             Ok(c) => {
                 println!("{}: OK ({} tunnel(s))", config.display(), c.tunnels.len());
@@ -134,6 +159,12 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", status::render(&v));
             }
             Ok(())
+        }
+        Command::Bgp { json, control } => {
+            show(&control, "bgp", json, bridgehead::views::render_bgp)
+        }
+        Command::Routes { json, control } => {
+            show(&control, "routes", json, bridgehead::views::render_routes)
         }
         Command::Lab {
             suite,
@@ -171,4 +202,24 @@ fn run(cli: Cli) -> Result<()> {
             tunnels,
         } => bridgehead::cloud::run_plan(cloud, &config, tunnels),
     }
+}
+
+/// Sends `req` on the control socket and prints the reply as JSON or through `render`.
+fn show(
+    control: &std::path::Path,
+    req: &str,
+    json: bool,
+    render: fn(&serde_json::Value) -> String,
+) -> Result<()> {
+    let text = control::request(control, req)?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        anyhow::bail!("the daemon answered: {e}");
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", render(&v));
+    }
+    Ok(())
 }

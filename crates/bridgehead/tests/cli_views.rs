@@ -1,0 +1,192 @@
+//! `bridgehead bgp`, `bridgehead routes` and `bridgehead status --json` end to end over a
+//! control socket: a stand-in daemon in this process answers the requests the way the real
+//! one does (the `bgp` and `routes` replies cut out of the BGP service's JSON by
+//! `bridgehead::views`), and the real binary is run against it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bgp_status() -> Value {
+    json!({
+        "asn": 65010, "router_id": "192.0.2.1", "table": 254, "metric": 20,
+        "neighbors": [
+            { "address": "169.254.10.1", "asn": 64512, "tunnel": "aws0", "state": "Established",
+              "uptime_secs": 3725, "prefixes_received": 2, "prefixes_sent": 1,
+              "messages_received": 77, "messages_sent": 78, "last_error": null },
+            { "address": "169.254.21.1", "asn": 65515, "tunnel": "azure0", "state": "Connect",
+              "uptime_secs": null, "prefixes_received": 0, "prefixes_sent": 0,
+              "messages_received": 0, "messages_sent": 3,
+              "last_error": "connect: No route to host (os error 113)" },
+        ],
+        "routes_total": 2,
+        "routes": [
+            { "prefix": "172.16.0.0/16", "installed": true,
+              "next_hops": [ { "address": "169.254.10.1", "neighbor": "aws0" } ] },
+            { "prefix": "172.17.0.0/16", "installed": false,
+              "next_hops": [ { "address": "169.254.10.1", "neighbor": "aws0" } ] },
+        ],
+        "fib": { "replaced": 1, "deleted": 0, "conflicts": 0, "errors": 0 },
+    })
+}
+
+/// Serves the control socket at a fresh path like the daemon does; returns its scratch dir.
+fn fake_daemon(tag: &str) -> (Scratch, PathBuf) {
+    let dir =
+        Scratch(std::env::temp_dir().join(format!("bh-cli-views-{tag}-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sock = dir.0.join("control.sock");
+    let listener = bridgehead::control::bind(&sock).unwrap();
+    bridgehead::control::serve(listener, sock.clone(), |req| match req {
+        "status" => json!({ "tunnels": [], "socket": {}, "bgp": bgp_status() }).to_string(),
+        "bgp" => bridgehead::views::bgp_json(&bgp_status()).to_string(),
+        "routes" => bridgehead::views::routes_json(&bgp_status()).to_string(),
+        other => json!({ "error": format!("unknown request {other:?}") }).to_string(),
+    })
+    .unwrap();
+    (dir, sock)
+}
+
+fn bridgehead(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bridgehead"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_80(text: &str) {
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "over 80 columns: {line:?}");
+    }
+}
+
+#[test]
+fn bgp_command_prints_the_neighbor_table_and_json() {
+    let (_dir, sock) = fake_daemon("bgp");
+    let sock = sock.to_str().unwrap();
+    let (ok, out, err) = bridgehead(&["bgp", "--control", sock]);
+    assert!(ok, "{err}");
+    assert_80(&out);
+    let row: Vec<_> = out
+        .lines()
+        .find(|l| l.starts_with("169.254.10.1"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "169.254.10.1",
+            "64512",
+            "Established",
+            "01:02:05",
+            "2",
+            "1",
+            "77",
+            "78"
+        ]
+    );
+    let row: Vec<_> = out
+        .lines()
+        .find(|l| l.starts_with("169.254.21.1"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "169.254.21.1",
+            "65515",
+            "Connect",
+            "never",
+            "0",
+            "0",
+            "0",
+            "3"
+        ]
+    );
+    assert!(out.contains("No route to host"), "{out}");
+
+    let (ok, out, err) = bridgehead(&["bgp", "--json", "--control", sock]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["asn"], 65010);
+    assert_eq!(v["neighbors"][1]["state"], "Connect");
+}
+
+#[test]
+fn routes_command_prints_learned_best_installed_advertised() {
+    let (_dir, sock) = fake_daemon("routes");
+    let sock = sock.to_str().unwrap();
+    let (ok, out, err) = bridgehead(&["routes", "--control", sock]);
+    assert!(ok, "{err}");
+    assert_80(&out);
+    assert!(
+        out.starts_with("2 best route(s), 1 of the 2 shown installed"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("* 172.16.0.0/16") && l.contains("aws0")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("  172.17.0.0/16")),
+        "{out}"
+    );
+    let learned = out.split("Learned").nth(1).unwrap();
+    assert!(
+        learned
+            .lines()
+            .any(|l| l.contains("(aws0)") && l.trim_end().ends_with(" 2")),
+        "{out}"
+    );
+
+    let (ok, out, err) = bridgehead(&["routes", "--json", "--control", sock]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["best"][0]["installed"], true);
+    assert_eq!(v["advertised"][0]["prefixes"], 1);
+    assert_eq!(v["learned"][1]["prefixes"], 0);
+}
+
+#[test]
+fn status_json_passes_the_reply_through() {
+    let (_dir, sock) = fake_daemon("status");
+    let (ok, out, err) = bridgehead(&["status", "--json", "--control", sock.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["bgp"]["neighbors"][0]["address"], "169.254.10.1");
+}
+
+#[test]
+fn without_a_daemon_the_commands_fail_with_a_hint() {
+    let (ok, _, err) = bridgehead(&["bgp", "--control", "/nonexistent/bh-cli-views.sock"]);
+    assert!(!ok);
+    assert!(err.contains("is the daemon running?"), "{err}");
+}
+
+#[test]
+fn daemon_takes_a_metrics_address() {
+    let (ok, out, err) = bridgehead(&["daemon", "--help"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("--metrics <ADDR>"), "{out}");
+    let (ok, _, err) = bridgehead(&["daemon", "--metrics", "not-an-address"]);
+    assert!(!ok);
+    assert!(err.contains("--metrics"), "{err}");
+}
