@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{Checker, InlineKeys, Src, Tbl, host_bits, parse_prefix, span_or, truncate, unusable};
+use super::{
+    Checker, InlineKeys, Src, Tbl, TunnelInfo, host_bits, parse_prefix, span_or, truncate, unusable,
+};
+use crate::cloud::Cloud;
 use crate::error::ErrorKind;
 use crate::model::Prefix;
 use crate::tree::{Node, Value};
@@ -38,6 +41,7 @@ pub(crate) const BGP_KEYS: &[&str] = &[
 /// Keys accepted in `[[bgp.neighbor]]`.
 pub(crate) const NEIGHBOR_KEYS: &[&str] = &[
     "address",
+    "cloud",
     "asn",
     "tunnel",
     "hold_time",
@@ -121,9 +125,11 @@ pub struct BgpNeighbor {
     /// The tunnel the session runs over (`tunnel`, a `[[tunnel]]` name); learned routes go out
     /// of its device.
     pub tunnel: Option<String>,
-    /// Hold time offered (`hold_time`, 0 or 3..=65535 seconds, default 90).
+    /// `cloud`, set here or inherited from the tunnel: whose preset filled the keys not set.
+    pub cloud: Option<Cloud>,
+    /// Hold time offered (`hold_time`, 0 or 3..=65535 seconds, default 90 or the cloud's).
     pub hold_time: u16,
-    /// Only wait for the peer to connect (`passive`, default false).
+    /// Only wait for the peer to connect (`passive`, default false or the cloud's).
     pub passive: bool,
     /// TTL for a peer more than one hop away (`multihop`, 1..=255); `None`: directly connected.
     pub multihop: Option<u8>,
@@ -185,13 +191,13 @@ fn split_rule(s: &str) -> Option<(bool, &str, Option<u32>)> {
 }
 
 impl Checker<'_> {
-    /// `[bgp]`; `tunnels` are the names of the `[[tunnel]]`s, for the neighbors' `tunnel`.
+    /// `[bgp]`; `tunnels` are the `[[tunnel]]`s, for the neighbors' `tunnel` and `cloud`.
     pub(super) fn bgp(
         &mut self,
         src: Src<'_>,
         node: &Node,
         fallback: Option<&Range<usize>>,
-        tunnels: &[String],
+        tunnels: &[TunnelInfo],
         inline: &mut Option<InlineKeys>,
     ) -> Option<Bgp> {
         let t = self.table(src, node, "bgp".into(), fallback)?;
@@ -243,13 +249,23 @@ impl Checker<'_> {
         let multipath = self.int(src, &t, "multipath", 1, 64);
 
         let mut neighbors = Some(Vec::new());
+        // The clouds of the neighbors, also of those with errors, for the check of `asn`.
+        let mut neighbor_clouds: Vec<Cloud> = Vec::new();
         if let Some(node) = t.get("neighbor") {
             match &node.value {
                 Value::Array(items) => {
                     let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
+                    let clouds = &mut neighbor_clouds;
                     for (i, item) in items.iter().enumerate() {
                         let path = format!("bgp.neighbor[{i}]");
-                        let n = self.neighbor(src, item, path, node.span.as_ref(), tunnels, inline);
+                        let n = self.neighbor(
+                            src,
+                            item,
+                            path,
+                            node.span.as_ref(),
+                            (tunnels, clouds),
+                            inline,
+                        );
                         if let Some((n, span)) = &n {
                             let line = src.line(span.as_ref());
                             if let Some(&first_line) = seen.get(&n.address) {
@@ -291,6 +307,26 @@ impl Checker<'_> {
                 }
             }
         }
+        // Our AS against every cloud one of the neighbors is on (Azure reserves some).
+        if let Ok(Some(asn)) = asn {
+            let asn32 = u32::try_from(asn).unwrap_or(0);
+            let mut clouds = neighbor_clouds;
+            clouds.sort_by_key(|c| c.word());
+            clouds.dedup();
+            let span = t.get("asn").and_then(|n| span_or(n, t.span.as_ref()));
+            for c in clouds {
+                if let Err(problem) = c.check_local_asn(asn32) {
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("asn"),
+                        ErrorKind::Cloud { cloud: c, problem },
+                    );
+                    ok = false;
+                    break;
+                }
+            }
+        }
         let advertise = advertise?.into_iter().map(|r| r.prefix).collect::<Vec<_>>();
         let bgp = Bgp {
             asn: u32::try_from(asn.ok()??).ok()?,
@@ -310,7 +346,7 @@ impl Checker<'_> {
         node: &Node,
         path: String,
         fallback: Option<&Range<usize>>,
-        tunnels: &[String],
+        (tunnels, clouds): (&[TunnelInfo], &mut Vec<Cloud>),
         inline: &mut Option<InlineKeys>,
     ) -> Option<(BgpNeighbor, Option<Range<usize>>)> {
         let t = self.table(src, node, path, fallback)?;
@@ -342,9 +378,11 @@ impl Checker<'_> {
             self.missing(src, &t, "asn");
             ok = false;
         }
+        let mut tunnel_info = None;
         let tunnel = match self.str(src, &t, "tunnel") {
             Ok(Some((node, name))) => {
-                if !tunnels.iter().any(|n| n == name) {
+                tunnel_info = tunnels.iter().find(|i| i.name == name);
+                if tunnel_info.is_none() {
                     let span = span_or(node, t.span.as_ref());
                     self.push(
                         src,
@@ -365,6 +403,28 @@ impl Checker<'_> {
                 None
             }
         };
+        // `cloud` here, else the tunnel's.
+        let cloud = match self.cloud(src, &t) {
+            Ok(c) => c.or_else(|| tunnel_info.and_then(|i| i.cloud)),
+            Err(()) => {
+                ok = false;
+                None
+            }
+        };
+        clouds.extend(cloud);
+        let preset = cloud.map(Cloud::preset);
+        if let (Some(c), Some((a, span))) = (cloud, &address) {
+            let inside = tunnel_info.map_or(&[][..], |i| &i.inside[..]);
+            if let Err(problem) = c.check_neighbor_address(inside, *a) {
+                self.push(
+                    src,
+                    span.as_ref(),
+                    &t.child("address"),
+                    ErrorKind::Cloud { cloud: c, problem },
+                );
+                ok = false;
+            }
+        }
         let hold_time = match self.int(src, &t, "hold_time", 0, 65535) {
             Ok(Some(v @ 1..=2)) => {
                 let span = t.get("hold_time").and_then(|n| span_or(n, t.span.as_ref()));
@@ -421,9 +481,14 @@ impl Checker<'_> {
             address,
             asn: u32_of(asn.ok()?)?,
             tunnel,
-            hold_time: u16::try_from(hold_time.ok()?.unwrap_or(i64::from(DEFAULT_HOLD_TIME)))
-                .ok()?,
-            passive: passive.ok()?.unwrap_or(false),
+            cloud,
+            hold_time: u16::try_from(
+                hold_time
+                    .ok()?
+                    .unwrap_or(i64::from(preset.map_or(DEFAULT_HOLD_TIME, |p| p.hold_time))),
+            )
+            .ok()?,
+            passive: passive.ok()?.unwrap_or(preset.is_some_and(|p| p.passive)),
             multihop: multihop.ok()?.and_then(|v| u8::try_from(v).ok()),
             prepend: u8::try_from(prepend.ok()?.unwrap_or(0)).ok()?,
             med: u32_of(med.ok()?),
@@ -431,7 +496,7 @@ impl Checker<'_> {
             export: export?,
             max_prefix: u32_of(max_prefix.ok()?),
             max_prefix_action: action?,
-            max_advertise: u32_of(max_advertise.ok()?),
+            max_advertise: u32_of(max_advertise.ok()?).or(preset.and_then(|p| p.max_advertise)),
             md5_password: md5_password?,
         };
         ok.then_some((n, span.or_else(|| t.span.clone())))

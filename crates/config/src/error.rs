@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::cloud::{Cloud, CloudProblem};
 use crate::model::Prefix;
 
 /// Every error found in one load, in file order (errors in key files follow).
@@ -313,6 +314,14 @@ pub enum ErrorKind {
         /// What is wrong.
         problem: crate::ike::IkeProblem,
     },
+    /// Something the tunnel's or neighbor's cloud would refuse ([`CloudProblem`]).
+    #[error("{cloud}: {problem}")]
+    Cloud {
+        /// The cloud (`cloud`, set or inherited from the tunnel).
+        cloud: Cloud,
+        /// What it would refuse.
+        problem: CloudProblem,
+    },
     /// An MTU below the IPv6 minimum on a tunnel with IPv6 inside addresses.
     #[error("mtu {mtu} is below 1280, the IPv6 minimum, and inside has {addr}")]
     MtuTooSmallForIpv6 {
@@ -431,6 +440,7 @@ impl ErrorKind {
                 "set psk_file (IKE), or add [tunnel.manual] with suite, SPIs and keys".into()
             }
             Self::Ike { problem } => problem.hint(),
+            Self::Cloud { problem, .. } => problem.hint(),
             Self::MtuTooSmallForIpv6 { .. } => "raise mtu to at least 1280".into(),
             Self::InsecureMode { file, .. } => format!("chmod 600 {}", file.display()),
             Self::WrongOwner { file, euid, .. } => format!("chown {euid} {}", file.display()),

@@ -5,7 +5,8 @@
 //! A tunnel is keyed by IKE when it has `psk` or `psk_file` (and optionally `[tunnel.ike]`);
 //! the validator in `validate.rs` places every problem at its file, line and TOML path.
 //!
-//! Not here: negotiation (crate `bh-ike`), cloud presets, certificates, EAP.
+//! Not here: negotiation (crate `bh-ike`), certificates, EAP. Cloud presets are in
+//! [`crate::cloud`]; [`IkeSettings::for_cloud`] gives their defaults.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -100,6 +101,32 @@ impl Default for IkeSettings {
             child_lifetime: DEFAULT_CHILD_LIFETIME,
             dpd_interval: Some(DEFAULT_DPD_INTERVAL),
             dpd_timeout: DEFAULT_DPD_TIMEOUT,
+        }
+    }
+}
+
+impl IkeSettings {
+    /// The defaults of a tunnel with `cloud` (the plain defaults for `None`).
+    pub fn for_cloud(cloud: Option<crate::cloud::Cloud>) -> Self {
+        let Some(cloud) = cloud else {
+            return Self::default();
+        };
+        let p = cloud.preset();
+        let list = |names: &[&str], kind| {
+            names
+                .iter()
+                .filter_map(|s| parse_proposal(s, kind).ok())
+                .collect()
+        };
+        Self {
+            proposals: list(p.ike_proposals, ProposalKind::Ike),
+            esp_proposals: list(p.esp_proposals, ProposalKind::Esp),
+            pfs: p.pfs,
+            initiate: p.initiate,
+            ike_lifetime: p.ike_lifetime,
+            child_lifetime: p.child_lifetime,
+            dpd_interval: Some(p.dpd_interval),
+            dpd_timeout: p.dpd_timeout,
         }
     }
 }

@@ -9,7 +9,8 @@
 //! This crate does no I/O beyond reading the configuration and its key files (and their
 //! metadata); it does not watch files, apply anything to the system, or talk to peers. A tunnel
 //! is keyed either by IKE (`psk` or `psk_file`, optional `[tunnel.ike]`, see [`ike`]) or by
-//! `[tunnel.manual]`. The format is described in `docs/configuration.md`.
+//! `[tunnel.manual]`. `cloud = "aws" | "azure" | "gcp"` fills in that cloud's defaults and
+//! turns on its checks ([`cloud`]); the model always holds the effective values. The format is described in `docs/configuration.md`.
 //!
 //! Secrets: file bytes are read into wiped buffers, every string the TOML parser hands over is
 //! moved into a wiped buffer, and keys are decoded from there straight into
@@ -20,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cloud;
 mod ctx;
 mod error;
 pub mod ike;
@@ -29,6 +31,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use cloud::{Cloud, CloudProblem, Preset};
 pub use ctx::{DiskFiles, FileContent, FileMeta, FileSource, LoadCtx, MAX_FILE_SIZE, MemFiles};
 pub use error::{ConfigError, ConfigErrors, ErrorKind, HexProblem};
 pub use model::*;

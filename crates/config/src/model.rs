@@ -88,6 +88,8 @@ impl std::fmt::Display for Prefix {
 pub struct Tunnel {
     /// Name; the TUN device is `bh-<name>` (so at most 12 characters).
     pub name: String,
+    /// `cloud = "aws" | "azure" | "gcp"`: whose preset filled the keys not set in the file.
+    pub cloud: Option<crate::cloud::Cloud>,
     /// The peer's outer (public) address.
     pub peer: IpAddr,
     /// The peer's UDP port for ESP in UDP (`peer_port`, default 4500).
@@ -98,9 +100,10 @@ pub struct Tunnel {
     pub inside: Vec<Prefix>,
     /// Static routes through the tunnel (`routes`).
     pub routes: Vec<Prefix>,
-    /// Explicit tunnel MTU (`mtu`); `None` derives it from the suite and encapsulation.
+    /// Tunnel MTU (`mtu`, or the cloud preset's for the suites and encapsulation); `None`
+    /// derives it from the suite and encapsulation.
     pub mtu: Option<u16>,
-    /// `mss_clamp = "auto" | "off" | <number>` (default `auto`).
+    /// `mss_clamp = "auto" | "off" | <number>` (default `auto`, or the cloud preset's).
     pub mss_clamp: MssClamp,
     /// NAT keepalive interval for ESP in UDP (`nat_keepalive`, seconds, default 20, 0 = off).
     pub nat_keepalive: Option<Duration>,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bh_crypto::{EspEncr, EspSuite};
 use zeroize::Zeroizing;
 
+use crate::cloud::{CLOUD_WORDS, Cloud};
 use crate::ctx::{FileMeta, LoadCtx};
 use crate::error::{ConfigError, ConfigErrors, ErrorKind, HexProblem};
 use crate::ike::{
@@ -34,6 +35,7 @@ const DATAPLANE_KEYS: &[&str] = &["workers", "udp_port", "socket_buffer", "pin_w
 /// Keys accepted in `[[tunnel]]`.
 const TUNNEL_KEYS: &[&str] = &[
     "name",
+    "cloud",
     "peer",
     "peer_port",
     "encap",
@@ -422,7 +424,15 @@ struct TunnelFacts {
     name: Option<(String, Option<Range<usize>>)>,
     inbound_spi: Option<(u32, Option<Range<usize>>)>,
     inside: Vec<(Prefix, Option<Range<usize>>)>,
+    cloud: Option<Cloud>,
     path: String,
+}
+
+/// What a `[[bgp.neighbor]]` needs to know of the tunnels.
+pub(crate) struct TunnelInfo {
+    pub(crate) name: String,
+    pub(crate) cloud: Option<Cloud>,
+    pub(crate) inside: Vec<Prefix>,
 }
 
 /// The first place a file with inline keys was seen, for the permission check.
@@ -495,9 +505,15 @@ impl Checker<'_> {
             }
         }
         self.across_tunnels(src, &facts);
-        let tunnel_names: Vec<String> = facts
+        let tunnel_names: Vec<TunnelInfo> = facts
             .iter()
-            .filter_map(|f| f.name.as_ref().map(|(n, _)| n.clone()))
+            .filter_map(|f| {
+                f.name.as_ref().map(|(n, _)| TunnelInfo {
+                    name: n.clone(),
+                    cloud: f.cloud,
+                    inside: f.inside.iter().map(|(p, _)| *p).collect(),
+                })
+            })
             .collect();
         let bgp = match top.get("bgp") {
             Some(n) => self
@@ -740,6 +756,7 @@ impl Checker<'_> {
             name: None,
             inbound_spi: None,
             inside: Vec::new(),
+            cloud: None,
             path: path.clone(),
         };
         let Some(t) = self.table(src, node, path, fallback) else {
@@ -747,6 +764,10 @@ impl Checker<'_> {
         };
         self.check_keys(src, &t, TUNNEL_KEYS);
         let mut ok = true;
+
+        let cloud = self.cloud(src, &t);
+        let preset_cloud = cloud.unwrap_or(None);
+        facts.cloud = preset_cloud;
 
         // name
         let name = match self.str(src, &t, "name") {
@@ -842,8 +863,8 @@ impl Checker<'_> {
             Err(()) => None,
         };
 
-        let inside = self.prefixes(src, &t, "inside", true, &mut facts);
-        let routes = self.prefixes(src, &t, "routes", false, &mut facts);
+        let inside = self.prefixes(src, &t, "inside", true, preset_cloud, &mut facts);
+        let routes = self.prefixes(src, &t, "routes", false, None, &mut facts);
 
         // mtu
         let mtu = match self.int(src, &t, "mtu", 576, 9000) {
@@ -957,24 +978,54 @@ impl Checker<'_> {
         };
         let ike = match (&manual, ike_key) {
             (Some(None), Some(_)) => self
-                .tunnel_ike(src, &t, public_ip.or(private_ip), peer, inline)
+                .tunnel_ike(
+                    src,
+                    &t,
+                    public_ip.or(private_ip),
+                    peer,
+                    preset_cloud,
+                    inline,
+                )
                 .map(Some),
             _ => Some(None),
         };
 
         let build = || -> Option<Tunnel> {
             let encap = encap?;
+            let cloud = cloud.ok()?;
+            let ike: Option<TunnelIke> = ike?;
+            let manual: Option<ManualKeys> = manual?;
+            // A cloud's MTU and MSS for the suites this tunnel may use, unless set in the file.
+            let suites: Vec<EspSuite> = match (&ike, &manual) {
+                (Some(i), _) => i
+                    .settings
+                    .esp_proposals
+                    .iter()
+                    .flat_map(crate::ike::Proposal::esp_suites)
+                    .collect(),
+                (None, Some(m)) => vec![m.suite],
+                (None, None) => Vec::new(),
+            };
+            let mtu: Option<u16> = match (mtu?, cloud) {
+                (None, Some(c)) => Some(c.tunnel_mtu(&suites, encap)),
+                (m, _) => m,
+            };
+            let mss_clamp = match (t.get("mss_clamp"), cloud, mtu) {
+                (None, Some(c), Some(m)) => c.mss_clamp(m),
+                _ => mss_clamp?,
+            };
             let keepalive = nat_keepalive.ok()?.unwrap_or(DEFAULT_NAT_KEEPALIVE as i64);
             Some(Tunnel {
                 name: name?,
+                cloud,
                 peer: peer?,
                 peer_port: u16::try_from(peer_port.ok()?.unwrap_or(i64::from(DEFAULT_UDP_PORT)))
                     .ok()?,
                 encap,
                 inside: inside?,
                 routes: routes?,
-                mtu: mtu?,
-                mss_clamp: mss_clamp?,
+                mtu,
+                mss_clamp,
                 // Keepalives exist only for ESP in UDP (RFC 3948 §2.3); raw ESP ignores the key.
                 nat_keepalive: match (encap, u64::try_from(keepalive).ok()?) {
                     (Encap::Esp, _) | (_, 0) => None,
@@ -986,8 +1037,8 @@ impl Checker<'_> {
                         .unwrap_or(i64::from(DEFAULT_REPLAY_WINDOW)),
                 )
                 .ok()?,
-                manual: manual?,
-                ike: ike?,
+                manual,
+                ike,
             })
         };
         let tunnel = build();
@@ -1001,6 +1052,7 @@ impl Checker<'_> {
         t: &Tbl<'_>,
         key: &str,
         inside: bool,
+        cloud: Option<Cloud>,
         facts: &mut TunnelFacts,
     ) -> Option<Vec<Prefix>> {
         let Some(node) = t.get(key) else {
@@ -1080,7 +1132,11 @@ impl Checker<'_> {
                         what: "broadcast",
                     })
                 } else {
-                    None
+                    cloud.and_then(|c| {
+                        c.check_inside(value)
+                            .err()
+                            .map(|problem| ErrorKind::Cloud { cloud: c, problem })
+                    })
                 }
             } else if !zero {
                 Some(ErrorKind::HostBits {
@@ -1427,6 +1483,29 @@ impl Checker<'_> {
 }
 
 impl Checker<'_> {
+    /// `cloud` of table `t`: `Ok(None)` when absent, `Err(())` when reported as wrong.
+    pub(crate) fn cloud(&mut self, src: Src<'_>, t: &Tbl<'_>) -> Result<Option<Cloud>, ()> {
+        match self.str(src, t, "cloud")? {
+            None => Ok(None),
+            Some((n, s)) => match Cloud::from_word(s) {
+                Some(c) => Ok(Some(c)),
+                None => {
+                    let span = span_or(n, t.span.as_ref());
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child("cloud"),
+                        ErrorKind::UnknownWord {
+                            value: truncate(s),
+                            expected: CLOUD_WORDS,
+                        },
+                    );
+                    Err(())
+                }
+            },
+        }
+    }
+
     fn ike_problem(
         &mut self,
         src: Src<'_>,
@@ -1445,6 +1524,7 @@ impl Checker<'_> {
         t: &Tbl<'_>,
         default_local: Option<IpAddr>,
         peer: Option<IpAddr>,
+        cloud: Option<Cloud>,
         inline: &mut Option<InlineKeys>,
     ) -> Option<TunnelIke> {
         let psk_node = t.get("psk");
@@ -1497,6 +1577,29 @@ impl Checker<'_> {
             }
         };
 
+        // The cloud's alphabet, reported at psk or psk_file (never showing the key).
+        let psk = match (psk, cloud) {
+            (Some(key), Some(c)) => match c.check_psk(&key) {
+                Ok(()) => Some(key),
+                Err(problem) => {
+                    let key_name = if psk_node.is_some() {
+                        "psk"
+                    } else {
+                        "psk_file"
+                    };
+                    let span = t.get(key_name).and_then(|n| span_or(n, t.span.as_ref()));
+                    self.push(
+                        src,
+                        span.as_ref(),
+                        &t.child(key_name),
+                        ErrorKind::Cloud { cloud: c, problem },
+                    );
+                    None
+                }
+            },
+            (psk, _) => psk,
+        };
+
         let identity =
             |c: &mut Self, key: &str, default: Option<IpAddr>, missing: Option<IkeProblem>| {
                 match c.str(src, t, key) {
@@ -1524,8 +1627,8 @@ impl Checker<'_> {
         let remote_id = identity(self, "remote_id", peer, None);
 
         let settings = match t.get("ike") {
-            Some(n) => self.ike_settings(src, n, t.child("ike"), t.span.as_ref()),
-            None => Some(IkeSettings::default()),
+            Some(n) => self.ike_settings(src, n, t.child("ike"), t.span.as_ref(), cloud),
+            None => Some(IkeSettings::for_cloud(cloud)),
         };
         Some(TunnelIke {
             psk: psk?,
@@ -1593,10 +1696,11 @@ impl Checker<'_> {
         node: &Node,
         path: String,
         fallback: Option<&Range<usize>>,
+        cloud: Option<Cloud>,
     ) -> Option<IkeSettings> {
         let t = self.table(src, node, path, fallback)?;
         self.check_keys(src, &t, IKE_KEYS);
-        let d = IkeSettings::default();
+        let d = IkeSettings::for_cloud(cloud);
         let proposals = self.proposals(src, &t, "proposals", ProposalKind::Ike);
         let esp_proposals = self.proposals(src, &t, "esp_proposals", ProposalKind::Esp);
         let pfs = match self.str(src, &t, "pfs") {
