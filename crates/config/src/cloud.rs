@@ -789,6 +789,49 @@ cloud = "azure"
         }
     }
 
+    /// The example of "Cloud presets" in docs/configuration.md loads with the values its table
+    /// promises.
+    #[test]
+    fn documented_cloud_example_loads() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let block = doc
+            .split("```toml cloud\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("the cloud example block");
+        let mut files = MemFiles::new();
+        let meta = FileMeta {
+            mode: 0o600,
+            uid: 0,
+        };
+        files.insert(CONF, meta, block.as_bytes());
+        for (name, key) in [
+            ("aws0", &b"Aws_Generated.Key_0123456789\n"[..]),
+            ("azure0", b"Azure+Key/0123456789=\n"),
+            ("gcp0", b"Gcp+Key/0123456789-any=\n"),
+        ] {
+            files.insert(format!("/etc/bridgehead/psk/{name}"), meta, key);
+        }
+        let ctx = LoadCtx {
+            online_cores: 1,
+            euid: 0,
+            files: &files,
+        };
+        let cfg = crate::parse(Path::new(CONF), block, &ctx)
+            .unwrap_or_else(|e| panic!("the documented cloud example fails:\n{e}"));
+        let clouds: Vec<_> = cfg.tunnels.iter().map(|t| t.cloud).collect();
+        assert_eq!(
+            clouds,
+            [Some(Cloud::Aws), Some(Cloud::Azure), Some(Cloud::Gcp)]
+        );
+        let az = &cfg.tunnels[1].ike.as_ref().unwrap().settings;
+        assert_eq!((az.pfs, az.child_lifetime), (None, secs(3_000)));
+        assert_eq!(az.ike_lifetime, secs(25_920));
+        let n = &cfg.bgp.as_ref().unwrap().neighbors;
+        let got: Vec<_> = n.iter().map(|n| (n.hold_time, n.max_advertise)).collect();
+        assert_eq!(got, [(30, Some(100)), (180, Some(4000)), (30, None)]);
+    }
+
     #[test]
     fn checks_one_by_one() {
         let p = |s: &str| {
