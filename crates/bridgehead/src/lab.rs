@@ -97,6 +97,8 @@ pub struct LabOptions {
     /// Device MTU to configure (`mtu =`), when larger than what ESP fits; the workers then
     /// enforce the real limit themselves.
     pub device_mtu: Option<u16>,
+    /// Extra arguments for both `bridgehead daemon`s (e.g. `--metrics 127.0.0.1:9474`).
+    pub daemon_args: Vec<String>,
 }
 
 impl LabOptions {
@@ -111,6 +113,7 @@ impl LabOptions {
             log: "info".into(),
             raw_esp: false,
             device_mtu: None,
+            daemon_args: Vec::new(),
         })
     }
 }
@@ -289,6 +292,7 @@ impl Lab {
                 .arg(&cfg)
                 .arg("--control")
                 .arg(self.control(host))
+                .args(&self.opts.daemon_args)
                 .env("RUST_LOG", &self.opts.log)
                 .stdout(log.try_clone()?)
                 .stderr(log);

@@ -190,3 +190,73 @@ fn daemon_takes_a_metrics_address() {
     assert!(!ok);
     assert!(err.contains("--metrics"), "{err}");
 }
+
+/// Fetches `url` from inside namespace `ns` with curl; returns the HTTP status and the body.
+fn http_get_in(lab: &bridgehead::lab::Lab, ns: &str, url: &str) -> (String, String) {
+    let out = lab
+        .ns
+        .exec(ns, "curl")
+        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_owned(), body.to_owned())
+}
+
+/// A real daemon with `--metrics`: the counters of a tunnel that carried pings show up in
+/// Prometheus format, and the CLI's `bgp` / `routes` say BGP is not configured there.
+#[test]
+fn daemon_serves_metrics_of_a_live_tunnel() {
+    use bridgehead::lab::{Host, Lab, LabOptions, addr, is_root};
+    assert!(
+        is_root(),
+        "this test builds network namespaces and must run as root (CI does)"
+    );
+    let mut opts = LabOptions::new(&format!("bhcv{}", std::process::id())).unwrap();
+    opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
+    opts.workers = 1;
+    opts.daemon_args = vec!["--metrics".into(), "127.0.0.1:9474".into()];
+    let mut lab = Lab::build(opts).expect("lab topology");
+    lab.start_daemons().expect("daemons start");
+    assert_eq!(lab.ping(Host::LanA, addr::LANB, 3, 200).unwrap(), 3);
+
+    let gwa = lab.name(Host::GwA);
+    let (code, body) = http_get_in(&lab, &gwa, "http://127.0.0.1:9474/metrics");
+    assert_eq!(code, "200", "{body}\n{}", lab.log(Host::GwA));
+    let sample = |name: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+    };
+    assert_eq!(
+        sample(r#"bridgehead_tunnel_up{tunnel="lab"}"#),
+        1.0,
+        "{body}"
+    );
+    for dir in ["in", "out"] {
+        let p = sample(&format!(
+            r#"bridgehead_tunnel_packets_total{{tunnel="lab",direction="{dir}"}}"#
+        ));
+        assert!(p >= 3.0, "{dir}: {p}\n{body}");
+        let b = sample(&format!(
+            r#"bridgehead_tunnel_bytes_total{{tunnel="lab",direction="{dir}"}}"#
+        ));
+        assert!(b >= 3.0 * 200.0, "{dir}: {b}\n{body}");
+    }
+    assert!(body.contains("# TYPE bridgehead_tunnel_drops_total counter"));
+    assert!(sample("bridgehead_socket_datagrams_total") >= 3.0);
+    let (code, _) = http_get_in(&lab, &gwa, "http://127.0.0.1:9474/");
+    assert_eq!(code, "404");
+
+    let control = lab.control(Host::GwA);
+    let (ok, out, err) = bridgehead(&["bgp", "--control", control.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "BGP is not configured\n");
+    let (ok, out, err) = bridgehead(&["status", "--json", "--control", control.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tunnels"][0]["state"], "up");
+}
