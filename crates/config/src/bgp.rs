@@ -127,6 +127,9 @@ pub struct BgpNeighbor {
     pub tunnel: Option<String>,
     /// `cloud`, set here or inherited from the tunnel: whose preset filled the keys not set.
     pub cloud: Option<Cloud>,
+    /// The keys whose value came from the `cloud` preset (`"hold_time"`, `"passive"`,
+    /// `"max_advertise"`); empty without `cloud`.
+    pub from_preset: Vec<&'static str>,
     /// Hold time offered (`hold_time`, 0 or 3..=65535 seconds, default 90 or the cloud's).
     pub hold_time: u16,
     /// Only wait for the peer to connect (`passive`, default false or the cloud's).
@@ -482,6 +485,15 @@ impl Checker<'_> {
             asn: u32_of(asn.ok()?)?,
             tunnel,
             cloud,
+            from_preset: if cloud.is_some() {
+                crate::cloud::NEIGHBOR_PRESET_KEYS
+                    .iter()
+                    .copied()
+                    .filter(|k| t.get(k).is_none())
+                    .collect()
+            } else {
+                Vec::new()
+            },
             hold_time: u16::try_from(
                 hold_time
                     .ok()?

@@ -141,6 +141,87 @@ const GCP: Preset = Preset {
     max_advertise: None,
 };
 
+/// The `[[tunnel]]` keys a preset fills (those under `[tunnel.ike]` as `ike.<key>`).
+pub const TUNNEL_PRESET_KEYS: &[&str] = &[
+    "mtu",
+    "mss_clamp",
+    "ike.proposals",
+    "ike.esp_proposals",
+    "ike.pfs",
+    "ike.initiate",
+    "ike.ike_lifetime",
+    "ike.child_lifetime",
+    "ike.dpd_interval",
+    "ike.dpd_timeout",
+];
+
+/// The `[[bgp.neighbor]]` keys a preset fills.
+pub const NEIGHBOR_PRESET_KEYS: &[&str] = &["hold_time", "passive", "max_advertise"];
+
+/// One value that came from a cloud preset rather than the file (for `bridgehead check
+/// --explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresetSource {
+    /// The TOML path of the key, e.g. `tunnel[0].ike.pfs` or `bgp.neighbor[1].hold_time`.
+    pub path: String,
+    /// The cloud whose preset gave the value.
+    pub cloud: Cloud,
+    /// The section of the interop fact sheet the value comes from.
+    pub section: &'static str,
+}
+
+/// The fact-sheet section behind a preset key for `cloud`.
+pub fn preset_section(cloud: Cloud, key: &str) -> &'static str {
+    let (aws, azure, gcp) = match key {
+        "ike.proposals" => ("1.1", "2.1", "3.1"),
+        "ike.ike_lifetime" | "ike.child_lifetime" => {
+            ("0, 6.1 item 6", "0, 6.1 item 6", "0, 6.1 item 6")
+        }
+        "mtu" | "mss_clamp" => ("1.4", "2.2", "3.4"),
+        "hold_time" | "passive" | "max_advertise" => ("1.3", "2.3", "3.3"),
+        _ => ("1.2", "2.2", "3.2"),
+    };
+    match cloud {
+        Cloud::Aws => aws,
+        Cloud::Azure => azure,
+        Cloud::Gcp => gcp,
+    }
+}
+
+/// Every value of `config` that came from a cloud preset, in file order: tunnels, then
+/// neighbors.
+pub fn preset_sources(config: &crate::Config) -> Vec<PresetSource> {
+    let mut out = Vec::new();
+    for (i, t) in config.tunnels.iter().enumerate() {
+        if let Some(cloud) = t.cloud {
+            for k in &t.from_preset {
+                out.push(PresetSource {
+                    path: format!("tunnel[{i}].{k}"),
+                    cloud,
+                    section: preset_section(cloud, k),
+                });
+            }
+        }
+    }
+    for (i, n) in config
+        .bgp
+        .iter()
+        .flat_map(|b| b.neighbors.iter())
+        .enumerate()
+    {
+        if let Some(cloud) = n.cloud {
+            for k in &n.from_preset {
+                out.push(PresetSource {
+                    path: format!("bgp.neighbor[{i}].{k}"),
+                    cloud,
+                    section: preset_section(cloud, k),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// AWS's reserved inside /30s (fact sheet §1.3).
 pub const AWS_RESERVED_INSIDE: &[Ipv4Addr] = &[
     Ipv4Addr::new(169, 254, 0, 0),
@@ -830,6 +911,24 @@ cloud = "azure"
         let n = &cfg.bgp.as_ref().unwrap().neighbors;
         let got: Vec<_> = n.iter().map(|n| (n.hold_time, n.max_advertise)).collect();
         assert_eq!(got, [(30, Some(100)), (180, Some(4000)), (30, None)]);
+
+        // What came from the presets, and what the file set itself.
+        let sources = super::preset_sources(&cfg);
+        let paths: Vec<&str> = sources.iter().map(|s| s.path.as_str()).collect();
+        assert!(paths.contains(&"tunnel[0].ike.pfs"), "{paths:?}");
+        assert!(paths.contains(&"tunnel[1].ike.ike_lifetime"), "{paths:?}");
+        assert!(
+            !paths.contains(&"tunnel[1].ike.child_lifetime"),
+            "set in the file"
+        );
+        assert!(paths.contains(&"bgp.neighbor[1].hold_time"), "{paths:?}");
+        assert!(
+            !paths.contains(&"bgp.neighbor[2].hold_time"),
+            "set in the file"
+        );
+        let mtu = sources.iter().find(|s| s.path == "tunnel[2].mtu").unwrap();
+        assert_eq!((mtu.cloud, mtu.section), (Cloud::Gcp, "3.4"));
+        assert_eq!(paths.len(), 3 * 10 - 1 + 3 * 3 - 1);
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod validate;
 
 use std::path::Path;
 
-pub use cloud::{Cloud, CloudProblem, Preset};
+pub use cloud::{Cloud, CloudProblem, Preset, PresetSource, preset_sources};
 pub use ctx::{DiskFiles, FileContent, FileMeta, FileSource, LoadCtx, MAX_FILE_SIZE, MemFiles};
 pub use error::{ConfigError, ConfigErrors, ErrorKind, HexProblem};
 pub use model::*;

@@ -90,6 +90,9 @@ pub struct Tunnel {
     pub name: String,
     /// `cloud = "aws" | "azure" | "gcp"`: whose preset filled the keys not set in the file.
     pub cloud: Option<crate::cloud::Cloud>,
+    /// The keys whose value came from the `cloud` preset, not the file (`"mtu"`,
+    /// `"ike.pfs"`, ...); empty without `cloud`.
+    pub from_preset: Vec<&'static str>,
     /// The peer's outer (public) address.
     pub peer: IpAddr,
     /// The peer's UDP port for ESP in UDP (`peer_port`, default 4500).

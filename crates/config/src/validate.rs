@@ -1015,9 +1015,29 @@ impl Checker<'_> {
                 _ => mss_clamp?,
             };
             let keepalive = nat_keepalive.ok()?.unwrap_or(DEFAULT_NAT_KEEPALIVE as i64);
+            // Which keys the preset filled, for `preset_sources`.
+            let mut from_preset = Vec::new();
+            if cloud.is_some() {
+                let ike_keys: &[(Key, Node)] = match t.get("ike").map(|n| &n.value) {
+                    Some(Value::Table(entries)) => entries,
+                    _ => &[],
+                };
+                for k in crate::cloud::TUNNEL_PRESET_KEYS {
+                    let set = match k.strip_prefix("ike.") {
+                        Some(sub) => {
+                            ike.is_none() || ike_keys.iter().any(|(key, _)| key.name == sub)
+                        }
+                        None => t.get(k).is_some(),
+                    };
+                    if !set {
+                        from_preset.push(*k);
+                    }
+                }
+            }
             Some(Tunnel {
                 name: name?,
                 cloud,
+                from_preset,
                 peer: peer?,
                 peer_port: u16::try_from(peer_port.ok()?.unwrap_or(i64::from(DEFAULT_UDP_PORT)))
                     .ok()?,
