@@ -170,8 +170,12 @@ fn ours(c: &mut Criterion) {
                 (0, 0, 0, 0),
                 "{name}: open failed"
             );
-            assert!(s.packets > 0 && st.opened.iter().all(Result::is_ok));
-            assert_eq!(st.bufs[0].data(), &inner[..]);
+            // A benchmark left out by a criterion id filter never ran; the rest applies to one
+            // that did.
+            if s.packets > 0 {
+                assert!(st.opened.iter().all(Result::is_ok));
+                assert_eq!(st.bufs[0].data(), &inner[..]);
+            }
         }
     }
 }
