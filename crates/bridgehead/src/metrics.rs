@@ -333,8 +333,11 @@ where
         .name("metrics".into())
         .spawn(move || {
             for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                handle(conn, &status);
+                match conn {
+                    Ok(conn) => handle(conn, &status),
+                    // Out of descriptors or the like: back off instead of spinning.
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
             }
         })?;
     Ok(local)
