@@ -44,7 +44,11 @@ where
         .spawn(move || {
             let _cleanup = RemoveOnDrop(path);
             for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
+                let Ok(mut conn) = conn else {
+                    // Out of descriptors or similar: do not spin on a failing accept.
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
                 let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
                 let mut line = String::new();
