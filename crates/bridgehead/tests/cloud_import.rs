@@ -70,6 +70,13 @@ fn aws_import_writes_a_valid_config_and_0600_keys() {
     assert_eq!(cfg.appliance.public_ip, Some(ip("203.0.113.10")));
     assert_eq!(cfg.tunnels.len(), 2);
     let t0 = &cfg.tunnels[0];
+    // Imported tunnels carry their cloud, so its presets and checks apply.
+    assert!(
+        cfg.tunnels
+            .iter()
+            .all(|t| t.cloud == Some(bh_config::Cloud::Aws)),
+        "every imported AWS tunnel has cloud = \"aws\""
+    );
     assert_eq!(t0.name, "aws0");
     assert_eq!(t0.peer, ip("198.51.100.11"));
     assert_eq!(t0.inside[0].to_string(), "169.254.44.162/30");
@@ -204,6 +211,7 @@ fn azure_import_active_active_apipa() {
     let cfg = validate(&out);
     assert_eq!(cfg.tunnels.len(), 2);
     assert_eq!(cfg.tunnels[0].peer, ip("20.50.1.2"));
+    assert_eq!(cfg.tunnels[0].cloud, Some(bh_config::Cloud::Azure));
     assert_eq!(cfg.tunnels[1].peer, ip("20.50.1.3"));
     assert_eq!(cfg.tunnels[0].inside[0].to_string(), "169.254.21.2/30");
     assert_eq!(cfg.tunnels[1].inside[0].to_string(), "169.254.22.2/30");
@@ -278,6 +286,7 @@ fn gcp_import_tunnels_router_and_gateway() {
     let cfg = validate(&out);
     assert_eq!(cfg.appliance.public_ip, Some(ip("203.0.113.10")));
     assert_eq!(cfg.tunnels[0].peer, ip("35.242.10.1"));
+    assert_eq!(cfg.tunnels[0].cloud, Some(bh_config::Cloud::Gcp));
     assert_eq!(cfg.tunnels[1].peer, ip("35.220.20.2"));
     assert_eq!(cfg.tunnels[0].inside[0].to_string(), "169.254.0.2/30");
     assert_eq!(cfg.tunnels[1].inside[0].to_string(), "169.254.1.2/30");

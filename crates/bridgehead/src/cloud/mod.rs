@@ -238,6 +238,9 @@ pub fn render_toml(imp: &Imported, out: &Path) -> String {
         }
         s.push_str("[[tunnel]]\n");
         let _ = writeln!(s, "name = {}", toml_str(&t.name));
+        // The cloud's presets and checks (docs/configuration.md, "Cloud presets") apply to
+        // every key written below as well as to the ones left out.
+        let _ = writeln!(s, "cloud = \"{}\"", imp.cloud.name());
         match t.peer {
             Some(p) => {
                 let _ = writeln!(s, "peer = \"{p}\"");
