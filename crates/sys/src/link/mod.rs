@@ -320,6 +320,8 @@ fn ifinfomsg(ifindex: u32, flags: u32, change: u32) -> [u8; 16] {
     h
 }
 
+/// A unicast route out of one interface: the shared `rtmsg` header, `RTA_DST`, `RTA_TABLE`,
+/// and `RTA_OIF`.
 fn route_body(
     b: &mut MsgBuilder,
     dst: IpAddr,
@@ -330,19 +332,8 @@ fn route_body(
     scope: u8,
     kind: u8,
 ) {
-    let table = if table == 0 { TABLE_MAIN } else { table };
-    let mut hdr = [0u8; 12];
-    hdr[0] = family_of(dst);
-    hdr[1] = prefix_len;
-    hdr[4] = u8::try_from(table).unwrap_or(0); // RT_TABLE_UNSPEC: RTA_TABLE carries it
-    hdr[5] = protocol;
-    hdr[6] = scope;
-    hdr[7] = kind;
-    b.bytes(&hdr);
-    if prefix_len > 0 {
-        b.attr_ip(RTA_DST, dst);
-    }
-    b.attr_u32(RTA_OIF, ifindex).attr_u32(RTA_TABLE, table);
+    multipath::route_header(b, dst, prefix_len, table, protocol, scope, kind);
+    b.attr_u32(RTA_OIF, ifindex);
 }
 
 fn parse_route(p: &[u8]) -> Option<RouteEntry> {

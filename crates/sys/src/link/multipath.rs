@@ -142,8 +142,9 @@ impl Netlink {
     }
 }
 
-/// The fixed `rtmsg` header plus `RTA_DST` and `RTA_TABLE`.
-fn route_header(
+/// The fixed `rtmsg` header plus `RTA_DST` and `RTA_TABLE`, shared by single-hop and
+/// multipath routes.
+pub(super) fn route_header(
     b: &mut MsgBuilder,
     dst: IpAddr,
     prefix_len: u8,
