@@ -16,8 +16,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
-use std::path::{Path, PathBuf};
-
 use zeroize::Zeroizing;
 
 use super::{
@@ -554,31 +552,7 @@ impl Checker<'_> {
                     self.wrong_type(src, t, "md5_password_file", f, "a string (a file path)");
                     return None;
                 };
-                let file = match src.name.parent() {
-                    Some(dir) if Path::new(s.as_str()).is_relative() && !s.is_empty() => {
-                        dir.join(s.as_str())
-                    }
-                    _ => PathBuf::from(s.as_str()),
-                };
-                let content = match self.ctx.files.read(&file) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        self.push(
-                            src,
-                            span.as_ref(),
-                            &path,
-                            ErrorKind::KeyFileIo {
-                                file,
-                                reason: e.to_string(),
-                            },
-                        );
-                        return None;
-                    }
-                };
-                if let Some(kind) = self.secret_file_problem(&file, content.meta) {
-                    self.push(src, span.as_ref(), &path, kind);
-                    return None;
-                }
+                let (_, content) = self.read_secret_file(src, span.as_ref(), &path, s.as_str())?;
                 (
                     crate::ike::psk_from_file(&content.bytes),
                     f,

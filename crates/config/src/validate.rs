@@ -559,6 +559,42 @@ impl Checker<'_> {
     }
 
     /// Mode 0600 or stricter, owned by us or root.
+    /// Reads a file that holds a secret, named by `value` in the configuration (a relative
+    /// path is taken from the configuration's directory), and checks its mode and owner. Every
+    /// problem is reported at `span` and `path`.
+    fn read_secret_file(
+        &mut self,
+        src: Src<'_>,
+        span: Option<&Range<usize>>,
+        path: &str,
+        value: &str,
+    ) -> Option<(PathBuf, crate::FileContent)> {
+        let file = match src.name.parent() {
+            Some(dir) if Path::new(value).is_relative() && !value.is_empty() => dir.join(value),
+            _ => PathBuf::from(value),
+        };
+        let content = match self.ctx.files.read(&file) {
+            Ok(c) => c,
+            Err(e) => {
+                self.push(
+                    src,
+                    span,
+                    path,
+                    ErrorKind::KeyFileIo {
+                        file,
+                        reason: e.to_string(),
+                    },
+                );
+                return None;
+            }
+        };
+        if let Some(kind) = self.secret_file_problem(&file, content.meta) {
+            self.push(src, span, path, kind);
+            return None;
+        }
+        Some((file, content))
+    }
+
     fn secret_file_problem(&self, file: &Path, meta: FileMeta) -> Option<ErrorKind> {
         if meta.mode & 0o077 != 0 {
             Some(ErrorKind::InsecureMode {
@@ -1400,30 +1436,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        // A relative key_file is taken from the configuration's directory.
-        let file = match src.name.parent() {
-            Some(dir) if Path::new(s.as_str()).is_relative() => dir.join(s.as_str()),
-            _ => PathBuf::from(s.as_str()),
-        };
-        let content = match self.ctx.files.read(&file) {
-            Ok(c) => c,
-            Err(e) => {
-                self.push(
-                    src,
-                    span.as_ref(),
-                    &path_str,
-                    ErrorKind::KeyFileIo {
-                        file,
-                        reason: e.to_string(),
-                    },
-                );
-                return None;
-            }
-        };
-        if let Some(kind) = self.secret_file_problem(&file, content.meta) {
-            self.push(src, span.as_ref(), &path_str, kind);
-            return None;
-        }
+        let (file, content) = self.read_secret_file(src, span.as_ref(), &path_str, s.as_str())?;
         let Ok(text) = std::str::from_utf8(&content.bytes) else {
             self.whole_file(&file, ErrorKind::NotUtf8);
             return None;
@@ -1678,29 +1691,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        let file = match src.name.parent() {
-            Some(dir) if Path::new(s.as_str()).is_relative() => dir.join(s.as_str()),
-            _ => PathBuf::from(s.as_str()),
-        };
-        let content = match self.ctx.files.read(&file) {
-            Ok(c) => c,
-            Err(e) => {
-                self.push(
-                    src,
-                    span.as_ref(),
-                    &path_str,
-                    ErrorKind::KeyFileIo {
-                        file,
-                        reason: e.to_string(),
-                    },
-                );
-                return None;
-            }
-        };
-        if let Some(kind) = self.secret_file_problem(&file, content.meta) {
-            self.push(src, span.as_ref(), &path_str, kind);
-            return None;
-        }
+        let (_, content) = self.read_secret_file(src, span.as_ref(), &path_str, s.as_str())?;
         let psk = psk_from_file(&content.bytes);
         if let Err(problem) = check_psk(&psk) {
             self.ike_problem(src, span.as_ref(), &path_str, problem);
