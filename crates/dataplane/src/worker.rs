@@ -27,6 +27,15 @@ const TOKEN_UDP: u64 = 1;
 const TOKEN_RAW: u64 = 2;
 const TOKEN_TUN: u64 = 16;
 
+/// ESP datagrams whose SPI is not installed yet, held per worker (see [`Parked`]).
+const PARK_SLOTS: usize = 16;
+
+/// How long a parked datagram waits for its SA before it is dropped as an unknown SPI.
+const PARK_TTL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How often a worker with parked datagrams looks for a new SA table.
+const PARK_POLL_MS: i32 = 2;
+
 /// Batches handled per readiness event before the worker looks at its other descriptors.
 const ROUNDS: usize = 8;
 
@@ -48,6 +57,17 @@ const GRO_BUFFER: usize = 65_536;
 /// Bytes of ESP payload one UDP GSO send may carry (the largest UDP payload over IPv4 is
 /// 65,507; keep clear of it for IPv6 and IP options).
 const GSO_MAX_BYTES: usize = 65_000;
+
+/// An ESP datagram that arrived before its SA. After a rekey the responder switches to the new
+/// SA as soon as it has answered, while the initiator still has to process that answer (DH,
+/// key derivation) and install the SA: packets in that gap would be lost. They wait here,
+/// bounded in count and age, and are opened once the SA table changes.
+struct Parked {
+    buf: PacketBuf,
+    src: std::net::SocketAddr,
+    raw: bool,
+    since: Option<Instant>,
+}
 
 pub(crate) struct Worker {
     id: usize,
@@ -75,6 +95,9 @@ pub(crate) struct Worker {
     gro_bufs: Vec<Box<[u8]>>,
     gro_metas: [RecvMeta; GRO_BUFFERS],
     coalescer: Coalescer,
+    parked: Vec<Parked>,
+    /// The SA table generation the parked datagrams were last tried against.
+    parked_table: usize,
 }
 
 impl Worker {
@@ -123,6 +146,15 @@ impl Worker {
             scratch: vec![0u8; SCRATCH].into_boxed_slice(),
             max_packet,
             next_keepalive,
+            parked: (0..PARK_SLOTS)
+                .map(|_| Parked {
+                    buf: PacketBuf::new(max_packet),
+                    src: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                    raw: false,
+                    since: None,
+                })
+                .collect(),
+            parked_table: 0,
             vnet,
             tun_rx: vec![
                 0u8;
@@ -168,17 +200,119 @@ impl Worker {
                 }
             }
             self.send_keepalives();
+            self.retry_parked();
         }
     }
 
     fn keepalive_timeout_ms(&self) -> i32 {
         let now = Instant::now();
-        self.next_keepalive
+        let ms = self
+            .next_keepalive
             .iter()
             .flatten()
             .map(|t| t.saturating_duration_since(now).as_millis())
             .min()
-            .map_or(1000, |ms| ms.min(1000) as i32)
+            .map_or(1000, |ms| ms.min(1000) as i32);
+        if self.parked.iter().any(|p| p.since.is_some()) {
+            ms.min(PARK_POLL_MS)
+        } else {
+            ms
+        }
+    }
+
+    /// Keeps datagram `i` (ESP for an SPI not installed yet) for [`PARK_TTL`], replacing the
+    /// oldest parked one when all slots are taken. Returns whether a datagram was lost (the
+    /// displaced one, or this one if it could not be kept), for the unknown-SPI counter.
+    fn park(&mut self, i: usize, raw: bool) -> bool {
+        let (Some(buf), Some(meta)) = (self.bufs.get(i), self.metas.get(i)) else {
+            return true;
+        };
+        let slot = self
+            .parked
+            .iter()
+            .position(|p| p.since.is_none())
+            .or_else(|| (0..self.parked.len()).min_by_key(|&k| self.parked[k].since));
+        let Some(slot) = slot.and_then(|k| self.parked.get_mut(k)) else {
+            return true;
+        };
+        let displaced = slot.since.is_some();
+        if slot.buf.load(buf.data()).is_err() {
+            slot.since = None;
+            return true;
+        }
+        slot.src = meta.src;
+        slot.raw = raw;
+        slot.since = Some(Instant::now());
+        displaced
+    }
+
+    /// Opens parked datagrams whose SA has appeared since they arrived; drops those that have
+    /// waited [`PARK_TTL`] (counted as unknown SPIs). Rare path: only while something is parked.
+    fn retry_parked(&mut self) {
+        if self.parked.iter().all(|p| p.since.is_none()) {
+            return;
+        }
+        let table = self.shared.table.load();
+        let generation = Arc::as_ptr(&*table) as usize;
+        let now = Instant::now();
+        let mut expired = 0;
+        for p in &mut self.parked {
+            if p.since.is_some_and(|t| now.duration_since(t) >= PARK_TTL) {
+                p.since = None;
+                expired += 1;
+            }
+        }
+        if expired > 0 {
+            self.shared.global.add(&GlobalSnapshot {
+                unknown_spi: expired,
+                ..Default::default()
+            });
+        }
+        if generation == self.parked_table {
+            return;
+        }
+        self.parked_table = generation;
+        drop(table);
+        // Move the ones whose SPI is now known into the batch buffers, per socket kind, and
+        // run them through the normal receive path.
+        for raw in [false, true] {
+            let mut k = 0;
+            for p in &mut self.parked {
+                if p.since.is_none() || p.raw != raw || k >= self.bufs.len() {
+                    continue;
+                }
+                let known = {
+                    let esp = p.buf.data();
+                    let esp = if raw {
+                        Some(esp)
+                    } else {
+                        match Udp4500::classify(esp) {
+                            Udp4500::Esp(e) => Some(e),
+                            _ => None,
+                        }
+                    };
+                    esp.and_then(|e| e.first_chunk::<4>())
+                        .map(|s| u32::from_be_bytes(*s))
+                        .is_some_and(|spi| self.shared.table.load().inbound.contains_key(&spi))
+                };
+                if !known {
+                    continue;
+                }
+                if self.bufs[k].load(p.buf.data()).is_ok() {
+                    self.metas[k] = RecvMeta {
+                        len: p.buf.len(),
+                        src: p.src,
+                        truncated: false,
+                        ..RecvMeta::default()
+                    };
+                    k += 1;
+                }
+                p.since = None;
+            }
+            if k > 0 {
+                self.open_and_deliver(k, raw, false);
+            }
+        }
     }
 
     /// RFC 3948 §2.3: a one-octet 0xFF datagram keeps the NAT mapping open.
@@ -597,7 +731,7 @@ impl Worker {
             for (buf, meta) in self.bufs.iter_mut().zip(&self.metas[..m]) {
                 let _ = buf.set_len(meta.len);
             }
-            self.open_and_deliver(m, raw);
+            self.open_and_deliver(m, raw, true);
             if m < BATCH {
                 return;
             }
@@ -636,7 +770,7 @@ impl Worker {
                 if meta.len == 0 {
                     // An empty datagram: one empty slot, counted as malformed downstream.
                     if n == BATCH {
-                        self.open_and_deliver(n, false);
+                        self.open_and_deliver(n, false, true);
                         n = 0;
                     }
                     if let Some(slot) = self.bufs.get_mut(n) {
@@ -647,7 +781,7 @@ impl Worker {
                 }
                 while off < meta.len {
                     if n == BATCH {
-                        self.open_and_deliver(n, false);
+                        self.open_and_deliver(n, false, true);
                         n = 0;
                     }
                     let end = meta.len.min(off.saturating_add(stride));
@@ -674,7 +808,7 @@ impl Worker {
                 }
             }
             if n > 0 {
-                self.open_and_deliver(n, false);
+                self.open_and_deliver(n, false, true);
             }
             if m < GRO_BUFFERS {
                 return;
@@ -682,10 +816,12 @@ impl Worker {
         }
     }
 
-    fn open_and_deliver(&mut self, m: usize, raw: bool) {
+    /// Opens and delivers datagrams `0..m` of the batch; `fresh` is false when they are
+    /// parked datagrams already counted on arrival.
+    fn open_and_deliver(&mut self, m: usize, raw: bool, fresh: bool) {
         let table = self.shared.table.load();
         let mut g = GlobalSnapshot {
-            rx_datagrams: m as u64,
+            rx_datagrams: if fresh { m as u64 } else { 0 },
             ..Default::default()
         };
         let mut results: [Result<InnerProto, OpenError>; BATCH] =
@@ -697,7 +833,10 @@ impl Worker {
                 continue;
             };
             let Some(entry) = table.inbound.get(&spi) else {
-                g.unknown_spi += 1;
+                // Perhaps the SA of a rekey that is being installed right now: keep it briefly.
+                if !fresh || self.park(i, raw) {
+                    g.unknown_spi += 1;
+                }
                 i += 1;
                 continue;
             };

@@ -250,3 +250,77 @@ fn vnet_queues_split_super_packets_and_coalesce_tcp() {
         dp.stop();
     });
 }
+
+/// After a rekey the responder sends on the new SA as soon as it has answered, while the
+/// initiator is still installing it. ESP for an SPI that is not installed yet waits (bounded)
+/// and is delivered once the SA appears; ESP for an SPI that never appears is dropped after
+/// the wait and counted as an unknown SPI.
+#[test]
+fn esp_arriving_just_before_its_sa_is_delivered_once_installed() {
+    run_in_netns(|| {
+        let tun = Tun::create_with("bhv1", 1, &TunOptions { vnet_hdr: true }).expect("tun");
+        let idx = bh_sys::link::ifindex("bhv1").expect("ifindex");
+        bh_sys::link::set_sysctl("net/ipv6/conf/bhv1/disable_ipv6", "1").expect("sysctl");
+        bh_sys::link::add_address(idx, IpAddr::V4(LOCAL), 24).expect("address");
+        bh_sys::link::set_up(idx).expect("up");
+        bh_sys::link::set_up(bh_sys::link::ifindex("lo").expect("lo")).expect("lo up");
+        let peer = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default())
+            .expect("peer socket");
+        let dp = Dataplane::start(
+            &DataplaneConfig {
+                workers: 1,
+                bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                udp_port: 14501,
+                socket_buffer: 1 << 20,
+                pin: false,
+                raw_esp: false,
+                max_packet: 9216,
+                ike: None,
+            },
+            vec![TunnelConfig {
+                name: "v".into(),
+                queues: tun.into_queues(),
+                peer: peer.local_addr().unwrap(),
+                encap: Encap::Udp,
+                mtu: 1400,
+                mss: None,
+                icmp_src_v4: None,
+                icmp_src_v6: None,
+                keepalive: None,
+            }],
+        )
+        .expect("dataplane");
+        let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 14501);
+        let send = |spi: u32| {
+            let sealer = OutboundSa::new(spi, transform(3), false).unwrap();
+            let mut pb = PacketBuf::new(2000);
+            pb.load(&tcp_segment(1, 1, b"after the rekey")).unwrap();
+            sealer.seal(&mut pb, &mut |_| {}).expect("seal");
+            peer.send_to(pb.data(), dst).expect("send");
+        };
+        let delivered = || dp.tunnels()[0].counters.snapshot().tun_tx_packets;
+
+        send(0x3003);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(delivered(), 0, "no SA yet: nothing delivered");
+        assert_eq!(dp.global().unknown_spi, 0, "held, not dropped");
+        dp.sas().add_inbound(
+            0,
+            Arc::new(InboundSa::new(0x3003, transform(3), false, 1024).unwrap()),
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while delivered() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(delivered(), 1, "delivered once its SA was installed");
+
+        send(0x4004);
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(
+            dp.global().unknown_spi,
+            1,
+            "an SPI that never appears is dropped"
+        );
+        assert_eq!(delivered(), 1);
+    });
+}
