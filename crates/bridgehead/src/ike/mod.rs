@@ -10,7 +10,7 @@
 //! [`OutboundSa`] from the negotiated suite and keys and installs them in the tunnel's slot of
 //! the SA table, make-before-break, and points the tunnel at the SA's peer address (the NAT-T
 //! port after the float). The new inbound SA is installed at once and the old one stays until
-//! its `ChildSaDown`. A first Child SA's outbound SA is used at once, and so is one from a rekey
+//! its `ChildSaDown` (one we rekeyed away lingers [`INBOUND_LINGER`] more for packets in flight). A first Child SA's outbound SA is used at once, and so is one from a rekey
 //! we initiated (the peer installed its side before answering). From a rekey the peer
 //! initiated (the SA appears while we answer a request), the outbound SA waits until the peer
 //! has surely installed its inbound side: traffic arrives on the new inbound SA, the old pair
@@ -48,8 +48,8 @@ use bh_crypto::EspTransform;
 use bh_dataplane::{Dataplane, IkeDatagram};
 use bh_esp::{InboundSa, OutboundSa};
 use bh_ike::{
-    Dpd, Endpoint, EndpointCounters, EndpointSettings, EspProposal, Event, IkeId, IkeProposal,
-    Lifetimes, TunnelId, TunnelIkeConfig,
+    DownReason, Dpd, Endpoint, EndpointCounters, EndpointSettings, EspProposal, Event, IkeId,
+    IkeProposal, Lifetimes, TunnelId, TunnelIkeConfig,
 };
 use serde_json::json;
 
@@ -61,6 +61,11 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// Longest a rekeyed Child SA waits before its outbound SA replaces the old one.
 pub const OUTBOUND_SWITCH: Duration = Duration::from_secs(2);
+
+/// How long the inbound SA of a Child SA we rekeyed away keeps accepting after we send its
+/// DELETE: the peer sends on it until the DELETE arrives (RFC 7296 §2.8 says nothing on
+/// in-flight packets; dropping them at once loses what the peer sent in the last RTT).
+pub const INBOUND_LINGER: Duration = Duration::from_secs(2);
 
 /// How often received ESP is reported to the engine for DPD.
 const TRAFFIC_CHECK: Duration = Duration::from_secs(1);
@@ -223,6 +228,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
         pending: Vec::new(),
         live: Vec::new(),
+        retiring: Vec::new(),
         in_response: None,
         rx_seen: Vec::new(),
         rx_checked: std::time::Instant::now(),
@@ -321,6 +327,9 @@ struct Shell {
     pending: Vec<PendingOutbound>,
     /// Installed Child SAs, oldest first.
     live: Vec<LiveChild>,
+    /// Inbound SPIs of Child SAs rekeyed away, removed from the dataplane at the instant
+    /// ([`INBOUND_LINGER`] after their DELETE).
+    retiring: Vec<(u32, std::time::Instant)>,
     /// While handling a datagram: whether it is an IKE response (R flag, RFC 7296 §3.1).
     in_response: Option<bool>,
     /// Packets received on each tunnel's inbound SAs at the last look, by position in `ids`.
@@ -406,6 +415,7 @@ impl Shell {
             }
             self.flush();
             self.switch_outbound(None);
+            self.retire_inbound(false);
             if self.rx_checked.elapsed() >= TRAFFIC_CHECK {
                 self.note_traffic();
             }
@@ -416,6 +426,7 @@ impl Shell {
             self.endpoint.close(now, id);
         }
         self.flush();
+        self.retire_inbound(true);
     }
 
     /// Hands one IKE message to the engine and acts on what it produces.
@@ -493,6 +504,22 @@ impl Shell {
             );
             self.dp.sas().set_outbound(p.idx, Some(p.out));
         }
+    }
+
+    /// Removes the lingering inbound SAs whose time is up (all of them when `all`).
+    fn retire_inbound(&mut self, all: bool) {
+        if self.retiring.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let dp = &self.dp;
+        self.retiring.retain(|&(spi, at)| {
+            let keep = !all && now < at;
+            if !keep {
+                dp.sas().remove_inbound(spi);
+            }
+            keep
+        });
     }
 
     fn index(&self, id: TunnelId) -> Option<(usize, usize)> {
@@ -683,7 +710,14 @@ impl Shell {
                 self.switch_outbound(Some(inbound_spi));
                 self.pending
                     .retain(|p| !(p.idx == idx && p.inb.spi() == inbound_spi));
-                self.dp.sas().remove_inbound(inbound_spi);
+                // A pair we rekeyed away: the peer may still be sending on it until our
+                // DELETE arrives, so its inbound SA lingers; any other end is immediate.
+                if reason == DownReason::Rekeyed && self.retiring.len() < MAX_LIVE_CHILDREN {
+                    self.retiring
+                        .push((inbound_spi, std::time::Instant::now() + INBOUND_LINGER));
+                } else {
+                    self.dp.sas().remove_inbound(inbound_spi);
+                }
                 self.live.retain(|l| l.inbound_spi != inbound_spi);
                 let current = self
                     .dp
