@@ -41,6 +41,8 @@ use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -249,6 +251,8 @@ pub struct CloudLabOptions {
     pub log: String,
     /// Longest wait for tunnels, sessions and routes.
     pub converge: Duration,
+    /// Set (by a signal handler) to end the wait early; the lab then cleans up and fails.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 impl CloudLabOptions {
@@ -259,6 +263,7 @@ impl CloudLabOptions {
             binary: std::env::current_exe().context("locating the bridgehead binary")?,
             log: "info".into(),
             converge: Duration::from_secs(60),
+            interrupt: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -649,6 +654,9 @@ impl CloudLab {
             if c.missing.is_empty() {
                 return Ok(start.elapsed());
             }
+            if self.opts.interrupt.load(Ordering::Relaxed) {
+                bail!("interrupted; not up yet:\n  {}", c.missing.join("\n  "));
+            }
             for suffix in DAEMONS {
                 // A daemon that died will not come up: say so at once.
                 if crate::control::request(&self.control(suffix), "status").is_err() {
@@ -882,6 +890,13 @@ pub fn run_clouds(opts: CloudLabOptions) -> Result<()> {
             bail!("bridgehead lab needs `{tool}`; run: sudo bash .ci/install-deps");
         }
     }
+    // Ctrl-C or SIGTERM ends the run through the clean-up below instead of leaving the
+    // namespaces behind (the daemons, in our process group, stop on Ctrl-C themselves).
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&opts.interrupt))
+            .context("installing the signal handler")?;
+    }
+    let interrupted = Arc::clone(&opts.interrupt);
     let started = Instant::now();
     println!(
         "bridgehead lab: the appliance (AS {}) behind 1:1 NAT, and three clouds played by bridgehead:",
@@ -913,6 +928,10 @@ pub fn run_clouds(opts: CloudLabOptions) -> Result<()> {
     let took = lab.wait_converged();
     let took = match took {
         Ok(t) => t,
+        Err(e) if interrupted.load(Ordering::Relaxed) => {
+            drop(lab);
+            return Err(e.context("cleaned up"));
+        }
         Err(e) => {
             // Show what the appliance saw before cleaning up.
             if let Ok(v) = lab.views() {
@@ -927,10 +946,16 @@ pub fn run_clouds(opts: CloudLabOptions) -> Result<()> {
         }
     };
     println!(
-        "  converged in {:.1} s: 5 tunnels up, 5 BGP sessions established, 3 LAN prefixes installed",
-        took.as_secs_f64()
+        "  converged in {:.1} s: {n} tunnels up, {n} BGP sessions established, {} LAN prefixes installed",
+        took.as_secs_f64(),
+        LANS.len(),
+        n = TUNNELS.len(),
     );
     print!("{}", lab.views()?);
+    if interrupted.load(Ordering::Relaxed) {
+        drop(lab);
+        bail!("interrupted; cleaned up");
+    }
     println!("\n== ping matrix (LAN host to LAN host, through the appliance)");
     let pings = lab.ping_matrix(3);
     let mut failed = 0;
