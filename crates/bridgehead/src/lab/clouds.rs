@@ -760,73 +760,52 @@ pub fn write_configs(dir: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
     }
     let psk = |side: &str, t: &TunnelPlan| dir.join(format!("{side}-{}.psk", t.name));
 
-    let insides: Vec<[String; 1]> = TUNNELS
+    // The appliance: per tunnel only the cloud, the peer, our .2 and the key.
+    let tunnels: Vec<(IkeTunnel, &str)> = TUNNELS
         .iter()
-        .map(|t| [format!("{}/30", t.appliance_inside())])
-        .collect();
-    let inside_refs: Vec<[&str; 1]> = insides.iter().map(|[s]| [s.as_str()]).collect();
-    let psks: Vec<PathBuf> = TUNNELS.iter().map(|t| psk("appl", t)).collect();
-    let cloud_ips: Vec<String> = TUNNELS.iter().map(TunnelPlan::cloud_inside).collect();
-    let tunnels: Vec<(IkeTunnel<'_>, &str)> = TUNNELS
-        .iter()
-        .zip(&inside_refs)
-        .zip(&psks)
-        .map(|((t, inside), psk_file)| {
-            (
-                IkeTunnel {
-                    name: t.name,
-                    peer: t.public_ip,
-                    inside,
-                    psk_file,
-                },
-                t.cloud.word(),
-            )
+        .map(|t| {
+            let tunnel = IkeTunnel {
+                name: t.name,
+                peer: t.public_ip,
+                inside: Some(format!("{}/30", t.appliance_inside())),
+                psk_file: psk("appl", t),
+            };
+            (tunnel, t.cloud.word())
         })
         .collect();
-    let neighbors: Vec<Neighbor<'_>> = TUNNELS
+    let neighbors: Vec<Neighbor> = TUNNELS
         .iter()
-        .zip(&cloud_ips)
-        .map(|(t, ip)| Neighbor {
-            address: ip,
+        .map(|t| Neighbor {
+            address: t.cloud_inside(),
             asn: t.asn,
             tunnel: Some(t.name),
         })
         .collect();
     configs.push(("appl", roles::appliance(&tunnels, &neighbors)));
 
+    // The cloud side of each tunnel: the cloud's .1, our public IP as the peer.
     for t in &TUNNELS {
-        let inside = format!("{}/30", t.cloud_inside());
-        let ours = t.appliance_inside();
-        let psk_file = psk(t.gateway, t);
-        let inside_list = [inside.as_str()];
-        let with_inside = IkeTunnel {
+        let mut tunnel = IkeTunnel {
             name: CLOUD_TUNNEL,
             peer: addr::APPLIANCE_PUBLIC,
-            inside: &inside_list,
-            psk_file: &psk_file,
+            inside: Some(format!("{}/30", t.cloud_inside())),
+            psk_file: psk(t.gateway, t),
         };
-        let to_appliance = Neighbor {
-            address: &ours,
+        let mut to_appliance = Neighbor {
+            address: t.appliance_inside(),
             asn: asn::APPLIANCE,
             tunnel: Some(CLOUD_TUNNEL),
         };
         let text = match t.cloud {
-            Cloud::Aws => roles::aws_endpoint(t.public_ip, &with_inside, &to_appliance),
-            Cloud::Azure => roles::azure_instance(t.public_ip, &with_inside, &to_appliance),
+            Cloud::Aws => roles::aws_endpoint(t.public_ip, &tunnel, &to_appliance),
+            Cloud::Azure => roles::azure_instance(t.public_ip, &tunnel, &to_appliance),
             Cloud::Gcp => {
-                // The gateway's tunnel has no inside address: .1 is the router's.
-                let bare = IkeTunnel {
-                    inside: &[],
-                    ..with_inside
-                };
-                configs.push((
-                    "gcprt",
-                    roles::gcp_router(&Neighbor {
-                        tunnel: None,
-                        ..to_appliance
-                    }),
-                ));
-                roles::gcp_gateway(t.public_ip, &bare)
+                // The .1 is the Cloud Router's, one link behind the gateway, whose tunnel has
+                // no inside address.
+                to_appliance.tunnel = None;
+                configs.push(("gcprt", roles::gcp_router(&to_appliance)));
+                tunnel.inside = None;
+                roles::gcp_gateway(t.public_ip, &tunnel)
             }
         };
         configs.push((t.gateway, text));

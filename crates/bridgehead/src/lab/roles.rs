@@ -16,30 +16,30 @@
 //! This module only writes TOML text; it starts nothing.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::PathBuf;
 
 use super::clouds::addr;
 
 /// One IKE tunnel of a configuration.
-pub(super) struct IkeTunnel<'a> {
+pub(super) struct IkeTunnel {
     /// `name` (device `bh-<name>`).
-    pub name: &'a str,
+    pub name: &'static str,
     /// `peer`.
-    pub peer: &'a str,
-    /// `inside` (empty: none).
-    pub inside: &'a [&'a str],
+    pub peer: &'static str,
+    /// `inside` (`None`: no address).
+    pub inside: Option<String>,
     /// The PSK file (mode 0600).
-    pub psk_file: &'a Path,
+    pub psk_file: PathBuf,
 }
 
 /// One BGP neighbor of a configuration.
-pub(super) struct Neighbor<'a> {
+pub(super) struct Neighbor {
     /// `address`.
-    pub address: &'a str,
+    pub address: String,
     /// `asn`.
     pub asn: u32,
     /// `tunnel`, if the session runs over one of this instance's tunnels.
-    pub tunnel: Option<&'a str>,
+    pub tunnel: Option<&'static str>,
 }
 
 /// `[appliance]` and `[dataplane]`: one worker, not pinned (seven daemons share the cores).
@@ -57,21 +57,22 @@ fn list(v: &[&str]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-fn tunnel(s: &mut String, t: &IkeTunnel<'_>, cloud: Option<&str>) {
+fn tunnel(s: &mut String, t: &IkeTunnel, cloud: Option<&str>) {
     let _ = writeln!(s, "\n[[tunnel]]\nname = \"{}\"", t.name);
     if let Some(c) = cloud {
         let _ = writeln!(s, "cloud = \"{c}\"");
     }
+    let inside: Vec<&str> = t.inside.iter().map(String::as_str).collect();
     let _ = writeln!(
         s,
         "peer = \"{}\"\ninside = {}\npsk_file = \"{}\"",
         t.peer,
-        list(t.inside),
+        list(&inside),
         t.psk_file.display()
     );
 }
 
-fn neighbor(s: &mut String, n: &Neighbor<'_>, extra: &str) {
+fn neighbor(s: &mut String, n: &Neighbor, extra: &str) {
     let _ = writeln!(
         s,
         "\n[[bgp.neighbor]]\naddress = \"{}\"\nasn = {}",
@@ -85,7 +86,7 @@ fn neighbor(s: &mut String, n: &Neighbor<'_>, extra: &str) {
 
 /// The appliance behind its 1:1 NAT: five tunnels, each only `cloud`, addresses and PSK; one BGP
 /// neighbor per tunnel taking the tunnel's cloud; `transit` so each cloud learns the others.
-pub(super) fn appliance(tunnels: &[(IkeTunnel<'_>, &str)], neighbors: &[Neighbor<'_>]) -> String {
+pub(super) fn appliance(tunnels: &[(IkeTunnel, &str)], neighbors: &[Neighbor]) -> String {
     let mut s = String::new();
     head(
         &mut s,
@@ -194,7 +195,7 @@ const GCP_IKE: CloudIke = CloudIke {
 /// One of AWS's two tunnel endpoints of a VPN connection (each its own public IP): the tunnel
 /// with AWS's `.1` of the inside /30 (§1.3), BGP as ASN 64512 with hold time 30 s (§1.3),
 /// advertising the VPC.
-pub(super) fn aws_endpoint(public_ip: &str, t: &IkeTunnel<'_>, n: &Neighbor<'_>) -> String {
+pub(super) fn aws_endpoint(public_ip: &str, t: &IkeTunnel, n: &Neighbor) -> String {
     let mut s = String::new();
     head(&mut s, "AWS VPN tunnel endpoint", public_ip, None);
     tunnel(&mut s, t, None);
@@ -212,7 +213,7 @@ pub(super) fn aws_endpoint(public_ip: &str, t: &IkeTunnel<'_>, n: &Neighbor<'_>)
 /// One instance of an active-active Azure VPN gateway: its custom APIPA BGP address `.1` in
 /// 169.254.21.0-169.254.22.255 (§2.3), ASN 65515, hold time 180 s fixed, and it never opens the
 /// session towards an APIPA peer (`passive`, §2.3), advertising the VNet.
-pub(super) fn azure_instance(public_ip: &str, t: &IkeTunnel<'_>, n: &Neighbor<'_>) -> String {
+pub(super) fn azure_instance(public_ip: &str, t: &IkeTunnel, n: &Neighbor) -> String {
     let mut s = String::new();
     head(&mut s, "Azure VPN gateway instance", public_ip, None);
     tunnel(&mut s, t, None);
@@ -228,7 +229,7 @@ pub(super) fn azure_instance(public_ip: &str, t: &IkeTunnel<'_>, n: &Neighbor<'_
 }
 
 /// GCP's HA VPN gateway: IKE and ESP only, no BGP (the Cloud Router does that).
-pub(super) fn gcp_gateway(public_ip: &str, t: &IkeTunnel<'_>) -> String {
+pub(super) fn gcp_gateway(public_ip: &str, t: &IkeTunnel) -> String {
     let mut s = String::new();
     head(
         &mut s,
@@ -243,7 +244,7 @@ pub(super) fn gcp_gateway(public_ip: &str, t: &IkeTunnel<'_>) -> String {
 
 /// GCP's Cloud Router: BGP only, no tunnel, its link-local `.1` as the session address and
 /// router ID, a private ASN and hold time 60 s (3 x keepalive 20 s, §3.3), advertising the VPC.
-pub(super) fn gcp_router(n: &Neighbor<'_>) -> String {
+pub(super) fn gcp_router(n: &Neighbor) -> String {
     let mut s = String::new();
     head(
         &mut s,
