@@ -678,49 +678,37 @@ impl CloudLab {
         }
     }
 
-    /// Pings every LAN host from every other: `count` echo requests each, 0.2 s apart, 2 s
-    /// for the last reply.
+    /// Pings every LAN host from every other, all pairs at once: `count` echo requests each,
+    /// 0.2 s apart, 2 s for the last reply, 10 s at most in all.
     pub fn ping_matrix(&self, count: u32) -> Vec<PingResult> {
-        let mut out = Vec::new();
+        let mut running = Vec::new();
         for from in LANS {
             for to in LANS.iter().filter(|t| t.cloud != from.cloud) {
-                let received = self.ping(from.host, to.addr, count).unwrap_or(0);
-                out.push(PingResult {
-                    from,
-                    to: *to,
-                    sent: count,
-                    received,
-                });
+                let child = self
+                    .ns
+                    .exec(&self.name(from.host), "ping")
+                    .args(["-n", "-q", "-c", &count.to_string(), "-i", "0.2"])
+                    .args(["-W", "2", "-w", "10", to.addr])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+                running.push((from, *to, child));
             }
         }
-        out
-    }
-
-    fn ping(&self, from: &str, dst: &str, count: u32) -> Result<u32> {
-        let out = self
-            .ns
-            .exec(&self.name(from), "ping")
-            .args([
-                "-n",
-                "-q",
-                "-c",
-                &count.to_string(),
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                dst,
-            ])
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        // "3 packets transmitted, 3 received, ..."
-        Ok(text
-            .lines()
-            .find(|l| l.contains("transmitted"))
-            .and_then(|l| l.split(", ").nth(1))
-            .and_then(|p| p.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0))
+        running
+            .into_iter()
+            .map(|(from, to, child)| {
+                let out = child.and_then(std::process::Child::wait_with_output);
+                let received = out.map_or(0, |o| replies(&String::from_utf8_lossy(&o.stdout)));
+                PingResult {
+                    from,
+                    to,
+                    sent: count,
+                    received,
+                }
+            })
+            .collect()
     }
 
     /// The appliance's views, as the CLI prints them: `bridgehead status`, `bridgehead bgp`,
@@ -829,6 +817,17 @@ impl Drop for CloudLab {
         self.ns.teardown();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The replies counted in `ping -q`'s summary ("3 packets transmitted, 3 received, ...").
+fn replies(summary: &str) -> u32 {
+    summary
+        .lines()
+        .find(|l| l.contains("transmitted"))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The last `n` lines of `text`.
@@ -986,6 +985,17 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn ping_summaries_are_read() {
+        let ok = "--- 10.0.1.10 ping statistics ---\n\
+                  3 packets transmitted, 3 received, 0% packet loss, time 402ms\n\
+                  rtt min/avg/max/mdev = 0.912/1.040/1.208/0.123 ms\n";
+        assert_eq!(replies(ok), 3);
+        let lost = "3 packets transmitted, 1 received, +2 errors, 66.6667% packet loss";
+        assert_eq!(replies(lost), 1);
+        assert_eq!(replies("connect: Network is unreachable\n"), 0);
     }
 
     #[test]
