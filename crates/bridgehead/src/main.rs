@@ -62,23 +62,11 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
-    /// Build two sites in network namespaces, run a tunnel between them, measure, clean up.
+    /// Build the three clouds (AWS, Azure, GCP gateways played by bridgehead) and the appliance
+    /// in network namespaces, show its tunnels, BGP peers and routes, ping across, clean up.
     Lab {
-        /// ESP suite (e.g. aes256gcm16, chacha20poly1305, aes128-sha256).
-        #[arg(long, default_value = "aes256gcm16")]
-        suite: String,
-        /// Use extended sequence numbers.
-        #[arg(long)]
-        esn: bool,
-        /// Workers per gateway.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Seconds of iperf3 each way (0 to skip).
-        #[arg(long, default_value_t = 5)]
-        iperf: u32,
-        /// Carry the tunnel in raw ESP (IP protocol 50) instead of ESP in UDP.
-        #[arg(long)]
-        raw_esp: bool,
+        #[command(subcommand)]
+        kind: Option<LabKind>,
     },
     /// Write a configuration from a cloud CLI's description of its VPN gateway.
     Import {
@@ -108,6 +96,30 @@ enum Command {
         /// Tunnels to plan (default: those named after the cloud, e.g. aws0, aws1).
         #[arg(long = "tunnel")]
         tunnels: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabKind {
+    /// The three-cloud lab (what `bridgehead lab` runs).
+    Clouds,
+    /// Two sites with a manual-key tunnel: pings over IPv4 and IPv6, iperf3 each way.
+    TwoSite {
+        /// ESP suite (e.g. aes256gcm16, chacha20poly1305, aes128-sha256).
+        #[arg(long, default_value = "aes256gcm16")]
+        suite: String,
+        /// Use extended sequence numbers.
+        #[arg(long)]
+        esn: bool,
+        /// Workers per gateway.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Seconds of iperf3 each way (0 to skip).
+        #[arg(long, default_value_t = 5)]
+        iperf: u32,
+        /// Carry the tunnel in raw ESP (IP protocol 50) instead of ESP in UDP.
+        #[arg(long)]
+        raw_esp: bool,
     },
 }
 
@@ -166,29 +178,34 @@ fn run(cli: Cli) -> Result<()> {
         Command::Routes { json, control } => {
             show(&control, "routes", json, bridgehead::views::render_routes)
         }
-        Command::Lab {
-            suite,
-            esn,
-            workers,
-            iperf,
-            raw_esp,
-        } => {
-            let mut opts = lab::LabOptions::new(&format!("bhl{}", std::process::id()))?;
-            opts.suite = bh_crypto::EspSuite::from_name(&suite).ok_or_else(|| {
-                let names: Vec<_> = bh_crypto::esp::SUITE_NAMES
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect();
-                anyhow::anyhow!(
-                    "unknown suite {suite:?}; expected one of {}",
-                    names.join(", ")
-                )
-            })?;
-            opts.esn = esn;
-            opts.workers = workers.max(1);
-            opts.raw_esp = raw_esp;
-            lab::run_lab(opts, iperf)
-        }
+        Command::Lab { kind } => match kind.unwrap_or(LabKind::Clouds) {
+            LabKind::Clouds => lab::clouds::run_clouds(lab::clouds::CloudLabOptions::new(
+                &format!("bhc{}", std::process::id()),
+            )?),
+            LabKind::TwoSite {
+                suite,
+                esn,
+                workers,
+                iperf,
+                raw_esp,
+            } => {
+                let mut opts = lab::LabOptions::new(&format!("bhl{}", std::process::id()))?;
+                opts.suite = bh_crypto::EspSuite::from_name(&suite).ok_or_else(|| {
+                    let names: Vec<_> = bh_crypto::esp::SUITE_NAMES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect();
+                    anyhow::anyhow!(
+                        "unknown suite {suite:?}; expected one of {}",
+                        names.join(", ")
+                    )
+                })?;
+                opts.esn = esn;
+                opts.workers = workers.max(1);
+                opts.raw_esp = raw_esp;
+                lab::run_lab(opts, iperf)
+            }
+        },
         Command::Import {
             cloud,
             files,
