@@ -410,6 +410,7 @@ impl Loop {
             .map(to_bgp_prefix)
             .collect::<Result<_>>()?;
         sc.max_paths = bgp.multipath;
+        sc.transit = bgp.transit;
         let mut speaker = Speaker::new(sc);
         let now = self.now();
         for (i, (n, _)) in self.neighbors.iter().enumerate() {
