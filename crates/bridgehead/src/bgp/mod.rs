@@ -22,6 +22,9 @@
 //!   once, so an ECMP route keeps only live hops (the session follows when its hold timer
 //!   expires), and they come back when the device is up again.
 //!
+//! Neighbors over a tunnel the cloud's design keeps down ([`crate::cloud::design`]) get no
+//! session (no connects through a tunnel that never comes up) and show as `down by design`.
+//!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
 //! sent, messages each way, whether TCP MD5 is on, last error) and the best routes with their installed state.
 //!
@@ -251,6 +254,8 @@ struct Loop {
     cfg: Config,
     /// TCP MD5 drop counters at the last look, see [`Loop::md5_hint`].
     md5_seen: bh_sys::tcp_md5::Md5Counters,
+    /// Neighbors over a tunnel the cloud's design keeps down, with the reason: never started.
+    by_design: Vec<(BgpNeighbor, String)>,
 }
 
 fn to_bgp_prefix(p: &bh_config::Prefix) -> Result<bh_bgp::Prefix> {
@@ -307,7 +312,18 @@ impl Loop {
     fn new(cfg: &Config, bgp: &Bgp, wake: Arc<EventFd>, status: Arc<Mutex<Value>>) -> Result<Self> {
         let (connect_tx, connect_rx) = mpsc::channel();
         let mut neighbors = Vec::new();
+        let design = crate::cloud::design::down_by_design(cfg);
+        let mut by_design = Vec::new();
         for n in &bgp.neighbors {
+            let tunnel_down = n.tunnel.as_ref().and_then(|name| {
+                let i = cfg.tunnels.iter().position(|t| &t.name == name)?;
+                design.get(i).cloned().flatten().map(|why| (name, why))
+            });
+            if let Some((name, why)) = tunnel_down {
+                tracing::warn!(neighbor = %n.address, tunnel = %name, "not started: its tunnel is down by design");
+                by_design.push((n.clone(), format!("tunnel {name} is {why}")));
+                continue;
+            }
             let ifindex = match &n.tunnel {
                 Some(name) => {
                     let dev = format!("bh-{name}");
@@ -345,6 +361,7 @@ impl Loop {
             status,
             cfg: cfg.clone(),
             md5_seen: bh_sys::tcp_md5::md5_counters().unwrap_or_default(),
+            by_design,
         })
     }
 
@@ -988,7 +1005,7 @@ impl Loop {
         let Some(sp) = self.speaker.as_ref() else {
             return;
         };
-        let neighbors: Vec<Value> = sp
+        let mut neighbors: Vec<Value> = sp
             .neighbors()
             .map(|(id, nc, state, received, sent)| {
                 let info = self.info.get(&id);
@@ -1014,6 +1031,22 @@ impl Loop {
                 })
             })
             .collect();
+        neighbors.extend(self.by_design.iter().map(|(n, why)| {
+            json!({
+                "address": n.address.to_string(),
+                "asn": n.asn,
+                "tunnel": n.tunnel,
+                "tcp_md5": n.md5_password.is_some(),
+                "state": "down by design",
+                "by_design": true,
+                "prefixes_received": 0,
+                "prefixes_sent": 0,
+                "messages_received": 0,
+                "messages_sent": 0,
+                "flaps": 0,
+                "last_error": why,
+            })
+        }));
         let fib = self.fib.as_ref();
         let routes: Vec<Value> = self
             .best
