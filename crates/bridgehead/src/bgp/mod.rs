@@ -3,9 +3,11 @@
 //! One thread runs an epoll loop that
 //! - listens on TCP port 179 (dual-stack `[::]:179`, else `0.0.0.0:179`) and hands connections
 //!   from configured neighbors to the speaker (others are closed at once);
-//! - opens the connections the speaker asks for (each `connect` on a short helper thread, so a
-//!   silent peer never stalls the loop), with TTL 1 for directly connected IPv4 peers or the
-//!   neighbor's `multihop` TTL;
+//! - opens the connections the speaker asks for (the SYN leaves from the loop, the wait for the
+//!   answer runs on a short helper thread, so a silent peer never stalls the loop), with TTL 1
+//!   for directly connected IPv4 peers or the neighbor's `multihop` TTL; an attempt the speaker
+//!   abandons (the peer's connection won, §6.8) is aborted at once, so no SYN retransmission
+//!   reaches the peer after its session is up;
 //! - signs the sessions of neighbors with `md5_password` with TCP MD5 (RFC 2385): the key is set
 //!   per peer address on the listening socket (accepted connections inherit it) and on each
 //!   outgoing socket before its SYN ([`bh_sys::tcp_md5`]); a kernel without
@@ -238,6 +240,8 @@ struct Loop {
     conns: HashMap<ConnId, Conn>,
     /// Outgoing connects in progress, with their neighbor.
     connecting: HashMap<ConnId, PeerId>,
+    /// A clone of each connecting socket, to abort it when the speaker gives up on it.
+    aborts: HashMap<ConnId, TcpStream>,
     connect_tx: mpsc::Sender<(ConnId, io::Result<TcpStream>)>,
     connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
     fib: Option<FibSync>,
@@ -349,6 +353,7 @@ impl Loop {
             links: None,
             conns: HashMap::new(),
             connecting: HashMap::new(),
+            aborts: HashMap::new(),
             connect_tx,
             connect_rx,
             fib: None,
@@ -600,6 +605,7 @@ impl Loop {
 
     fn connect_results(&mut self) {
         while let Ok((conn, res)) = self.connect_rx.try_recv() {
+            self.aborts.remove(&conn);
             let Some(peer) = self.connecting.remove(&conn) else {
                 continue; // the speaker gave up on it meanwhile
             };
@@ -766,33 +772,41 @@ impl Loop {
         while let Some(out) = self.speaker.as_mut().and_then(Speaker::poll_output) {
             match out {
                 Output::Connect { conn, peer, addr } => {
-                    self.connecting.insert(conn, peer);
-                    let tx = self.connect_tx.clone();
-                    let wake = Arc::clone(&self.wake);
                     let md5 = self
                         .peers
                         .get(&peer)
                         .and_then(|&i| self.neighbors.get(i))
                         .and_then(|(n, _)| n.md5_password.clone());
-                    let spawned = std::thread::Builder::new()
-                        .name("bgp-connect".into())
-                        .spawn(move || {
-                            let to = SocketAddr::new(addr, BGP_PORT);
-                            let r = match &md5 {
-                                Some(pw) => {
-                                    bh_sys::tcp_md5::connect(to, Some(pw.expose()), CONNECT_TIMEOUT)
-                                }
-                                None => TcpStream::connect_timeout(&to, CONNECT_TIMEOUT),
-                            };
-                            drop(md5);
-                            let _ = tx.send((conn, r));
-                            let _ = wake.notify();
-                        });
-                    if spawned.is_err() {
-                        self.connecting.remove(&conn);
-                        let now = self.now();
-                        if let Some(sp) = self.speaker.as_mut() {
-                            sp.closed(now, conn);
+                    // The SYN leaves here, on the loop; only the wait goes to a helper thread,
+                    // and a clone of the socket stays to abort it (see `Output::Close`).
+                    let to = SocketAddr::new(addr, BGP_PORT);
+                    let started =
+                        bh_sys::tcp_md5::connect_start(to, md5.as_ref().map(|p| p.expose()))
+                            .and_then(|s| Ok((s.try_clone()?, s)));
+                    drop(md5);
+                    let spawned = started.and_then(|(abort, stream)| {
+                        let tx = self.connect_tx.clone();
+                        let wake = Arc::clone(&self.wake);
+                        std::thread::Builder::new()
+                            .name("bgp-connect".into())
+                            .spawn(move || {
+                                let r = bh_sys::tcp_md5::connect_finish(stream, CONNECT_TIMEOUT);
+                                let _ = tx.send((conn, r));
+                                let _ = wake.notify();
+                            })?;
+                        Ok(abort)
+                    });
+                    match spawned {
+                        Ok(abort) => {
+                            self.connecting.insert(conn, peer);
+                            self.aborts.insert(conn, abort);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "BGP connect failed");
+                            let now = self.now();
+                            if let Some(sp) = self.speaker.as_mut() {
+                                sp.closed(now, conn);
+                            }
                         }
                     }
                 }
@@ -817,6 +831,13 @@ impl Loop {
                 }
                 Output::Close { conn } => {
                     self.connecting.remove(&conn);
+                    // A connect the speaker gave up on (the peer's own connection won) must
+                    // send no further SYN: completed late, it would look to the peer like a
+                    // restart of ours (with graceful restart, FRR drops the established
+                    // session for it, RFC 4724 §4.2).
+                    if let Some(s) = self.aborts.remove(&conn) {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
                     if let Some(mut c) = self.conns.remove(&conn) {
                         let _ = self.epoll.delete(c.stream.as_raw_fd());
                         // Give the NOTIFICATION queued before the close a moment to leave.
