@@ -797,5 +797,19 @@ fn three_clouds_route_through_bridgehead_and_azures_extra_tunnels_stay_down_by_d
             ike_tunnel(&st, t)
         );
     }
+    // Each session came up once and stayed: AWS, GCP and bridgehead all connect, and our
+    // own attempt still pending when the cloud's connection won must not reach the cloud
+    // later (FRR takes a new connection from an Established graceful-restart peer as its
+    // restart and drops the session).
+    for a in [
+        "169.254.21.1",
+        "169.254.22.1",
+        "169.254.10.1",
+        "169.254.11.1",
+        "169.254.7.1",
+    ] {
+        let n = bgp_neighbor(&st, a);
+        assert_eq!(n["flaps"], 0, "{a}: {n:#}\n{}", c.explain());
+    }
     eprintln!("three clouds: {:?}", started.elapsed());
 }
