@@ -25,7 +25,8 @@
 //!   expires), and they come back when the device is up again.
 //!
 //! Neighbors over a tunnel the cloud's design keeps down ([`crate::cloud::design`]) get no
-//! session (no connects through a tunnel that never comes up) and show as `down by design`.
+//! session (no connects through a tunnel that never comes up): they show as `Idle` with
+//! `by_design: true` and the reason as their `last_error`.
 //!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
 //! sent, messages each way, whether TCP MD5 is on, last error) and the best routes with their installed state.
@@ -325,7 +326,7 @@ impl Loop {
             });
             if let Some((name, why)) = tunnel_down {
                 tracing::warn!(neighbor = %n.address, tunnel = %name, "not started: its tunnel is down by design");
-                by_design.push((n.clone(), format!("tunnel {name} is {why}")));
+                by_design.push((n.clone(), format!("not started: tunnel {name} is {why}")));
                 continue;
             }
             let ifindex = match &n.tunnel {
@@ -1058,7 +1059,8 @@ impl Loop {
                 "asn": n.asn,
                 "tunnel": n.tunnel,
                 "tcp_md5": n.md5_password.is_some(),
-                "state": "down by design",
+                // Never started: Idle in RFC 4271 terms; `by_design` and the error say why.
+                "state": "Idle",
                 "by_design": true,
                 "prefixes_received": 0,
                 "prefixes_sent": 0,
