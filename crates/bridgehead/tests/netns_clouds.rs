@@ -644,12 +644,17 @@ fn three_clouds_route_through_bridgehead_and_azures_extra_tunnels_stay_down_by_d
     c.start_appliance();
 
     // IKE and Child SAs up where they can be: charon's view.
-    for (role, conn) in [
-        ("azi0", "lng1"),
-        ("azi1", "lng1"),
-        ("aws0", SwanConn::NAME),
-        ("aws1", SwanConn::NAME),
-        ("gcpgw", SwanConn::NAME),
+    // The presets meet each cloud's proposals: Azure's default policy only has AES-CBC and DH
+    // group 2; AWS and GCP settle on MODP-2048, the first group of our presets (PFS-capable).
+    let azure = (Some("AES_CBC"), "MODP_1024");
+    let aws = (None, "MODP_2048");
+    let gcp = (None, "MODP_2048");
+    for (role, conn, (encr, dh)) in [
+        ("azi0", "lng1", azure),
+        ("azi1", "lng1", azure),
+        ("aws0", SwanConn::NAME, aws),
+        ("aws1", SwanConn::NAME, aws),
+        ("gcpgw", SwanConn::NAME, gcp),
     ] {
         let sas = c
             .charon(role)
@@ -659,6 +664,10 @@ fn three_clouds_route_through_bridgehead_and_azures_extra_tunnels_stay_down_by_d
         // Through the 1:1 NAT: ESP in UDP, our public address as identity.
         assert_eq!(sa.get("remote-id"), PUBLIC, "{role}: {sa:#?}");
         assert_eq!(sa.installed_child().unwrap().get("encap"), "yes", "{role}");
+        assert_eq!(sa.get("dh-group"), dh, "{role}: {sa:#?}");
+        if let Some(e) = encr {
+            assert_eq!(sa.get("encr-alg"), e, "{role}: {sa:#?}");
+        }
     }
     // Azure's connections to local network gateway 2 never come up.
     for gw in &AZI {
