@@ -822,6 +822,19 @@ multihop = 2
     }
 
     #[test]
+    fn transit_is_off_unless_asked_and_must_be_a_boolean() {
+        let cfg =
+            parse(&format!("{TUNNEL}\n[bgp]\nasn = 65010\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!cfg.bgp.expect("bgp section").transit);
+        let e = parse(&format!(
+            "{TUNNEL}\n[bgp]\nasn = 65010\ntransit = \"yes\"\n"
+        ))
+        .expect_err("a string is not a boolean")
+        .to_string();
+        assert!(e.contains("bgp.transit"), "{e}");
+    }
+
+    #[test]
     fn no_bgp_section_means_no_speaker() {
         assert!(parse(TUNNEL).unwrap().bgp.is_none());
     }

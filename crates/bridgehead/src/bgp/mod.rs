@@ -3,9 +3,11 @@
 //! One thread runs an epoll loop that
 //! - listens on TCP port 179 (dual-stack `[::]:179`, else `0.0.0.0:179`) and hands connections
 //!   from configured neighbors to the speaker (others are closed at once);
-//! - opens the connections the speaker asks for (each `connect` on a short helper thread, so a
-//!   silent peer never stalls the loop), with TTL 1 for directly connected IPv4 peers or the
-//!   neighbor's `multihop` TTL;
+//! - opens the connections the speaker asks for (the SYN leaves from the loop, the wait for the
+//!   answer runs on a short helper thread, so a silent peer never stalls the loop), with TTL 1
+//!   for directly connected IPv4 peers or the neighbor's `multihop` TTL; an attempt the speaker
+//!   abandons (the peer's connection won, §6.8) is aborted at once, so no SYN retransmission
+//!   reaches the peer after its session is up;
 //! - signs the sessions of neighbors with `md5_password` with TCP MD5 (RFC 2385): the key is set
 //!   per peer address on the listening socket (accepted connections inherit it) and on each
 //!   outgoing socket before its SYN ([`bh_sys::tcp_md5`]); a kernel without
@@ -21,6 +23,10 @@
 //!   of a neighbor reached without one) takes the next hops through it out of the kernel at
 //!   once, so an ECMP route keeps only live hops (the session follows when its hold timer
 //!   expires), and they come back when the device is up again.
+//!
+//! Neighbors over a tunnel the cloud's design keeps down ([`crate::cloud::design`]) get no
+//! session (no connects through a tunnel that never comes up): they show as `Idle` with
+//! `by_design: true` and the reason as their `last_error`.
 //!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
 //! sent, messages each way, whether TCP MD5 is on, last error) and the best routes with their installed state.
@@ -235,6 +241,8 @@ struct Loop {
     conns: HashMap<ConnId, Conn>,
     /// Outgoing connects in progress, with their neighbor.
     connecting: HashMap<ConnId, PeerId>,
+    /// A clone of each connecting socket, to abort it when the speaker gives up on it.
+    aborts: HashMap<ConnId, TcpStream>,
     connect_tx: mpsc::Sender<(ConnId, io::Result<TcpStream>)>,
     connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
     fib: Option<FibSync>,
@@ -251,6 +259,8 @@ struct Loop {
     cfg: Config,
     /// TCP MD5 drop counters at the last look, see [`Loop::md5_hint`].
     md5_seen: bh_sys::tcp_md5::Md5Counters,
+    /// Neighbors over a tunnel the cloud's design keeps down, with the reason: never started.
+    by_design: Vec<(BgpNeighbor, String)>,
 }
 
 fn to_bgp_prefix(p: &bh_config::Prefix) -> Result<bh_bgp::Prefix> {
@@ -307,7 +317,18 @@ impl Loop {
     fn new(cfg: &Config, bgp: &Bgp, wake: Arc<EventFd>, status: Arc<Mutex<Value>>) -> Result<Self> {
         let (connect_tx, connect_rx) = mpsc::channel();
         let mut neighbors = Vec::new();
+        let design = crate::cloud::design::down_by_design(cfg);
+        let mut by_design = Vec::new();
         for n in &bgp.neighbors {
+            let tunnel_down = n.tunnel.as_ref().and_then(|name| {
+                let i = cfg.tunnels.iter().position(|t| &t.name == name)?;
+                design.get(i).cloned().flatten().map(|why| (name, why))
+            });
+            if let Some((name, why)) = tunnel_down {
+                tracing::warn!(neighbor = %n.address, tunnel = %name, "not started: its tunnel is down by design");
+                by_design.push((n.clone(), format!("not started: tunnel {name} is {why}")));
+                continue;
+            }
             let ifindex = match &n.tunnel {
                 Some(name) => {
                     let dev = format!("bh-{name}");
@@ -333,6 +354,7 @@ impl Loop {
             links: None,
             conns: HashMap::new(),
             connecting: HashMap::new(),
+            aborts: HashMap::new(),
             connect_tx,
             connect_rx,
             fib: None,
@@ -345,6 +367,7 @@ impl Loop {
             status,
             cfg: cfg.clone(),
             md5_seen: bh_sys::tcp_md5::md5_counters().unwrap_or_default(),
+            by_design,
         })
     }
 
@@ -583,6 +606,7 @@ impl Loop {
 
     fn connect_results(&mut self) {
         while let Ok((conn, res)) = self.connect_rx.try_recv() {
+            self.aborts.remove(&conn);
             let Some(peer) = self.connecting.remove(&conn) else {
                 continue; // the speaker gave up on it meanwhile
             };
@@ -749,33 +773,41 @@ impl Loop {
         while let Some(out) = self.speaker.as_mut().and_then(Speaker::poll_output) {
             match out {
                 Output::Connect { conn, peer, addr } => {
-                    self.connecting.insert(conn, peer);
-                    let tx = self.connect_tx.clone();
-                    let wake = Arc::clone(&self.wake);
                     let md5 = self
                         .peers
                         .get(&peer)
                         .and_then(|&i| self.neighbors.get(i))
                         .and_then(|(n, _)| n.md5_password.clone());
-                    let spawned = std::thread::Builder::new()
-                        .name("bgp-connect".into())
-                        .spawn(move || {
-                            let to = SocketAddr::new(addr, BGP_PORT);
-                            let r = match &md5 {
-                                Some(pw) => {
-                                    bh_sys::tcp_md5::connect(to, Some(pw.expose()), CONNECT_TIMEOUT)
-                                }
-                                None => TcpStream::connect_timeout(&to, CONNECT_TIMEOUT),
-                            };
-                            drop(md5);
-                            let _ = tx.send((conn, r));
-                            let _ = wake.notify();
-                        });
-                    if spawned.is_err() {
-                        self.connecting.remove(&conn);
-                        let now = self.now();
-                        if let Some(sp) = self.speaker.as_mut() {
-                            sp.closed(now, conn);
+                    // The SYN leaves here, on the loop; only the wait goes to a helper thread,
+                    // and a clone of the socket stays to abort it (see `Output::Close`).
+                    let to = SocketAddr::new(addr, BGP_PORT);
+                    let started =
+                        bh_sys::tcp_md5::connect_start(to, md5.as_ref().map(|p| p.expose()))
+                            .and_then(|s| Ok((s.try_clone()?, s)));
+                    drop(md5);
+                    let spawned = started.and_then(|(abort, stream)| {
+                        let tx = self.connect_tx.clone();
+                        let wake = Arc::clone(&self.wake);
+                        std::thread::Builder::new()
+                            .name("bgp-connect".into())
+                            .spawn(move || {
+                                let r = bh_sys::tcp_md5::connect_finish(stream, CONNECT_TIMEOUT);
+                                let _ = tx.send((conn, r));
+                                let _ = wake.notify();
+                            })?;
+                        Ok(abort)
+                    });
+                    match spawned {
+                        Ok(abort) => {
+                            self.connecting.insert(conn, peer);
+                            self.aborts.insert(conn, abort);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "BGP connect failed");
+                            let now = self.now();
+                            if let Some(sp) = self.speaker.as_mut() {
+                                sp.closed(now, conn);
+                            }
                         }
                     }
                 }
@@ -800,6 +832,13 @@ impl Loop {
                 }
                 Output::Close { conn } => {
                     self.connecting.remove(&conn);
+                    // A connect the speaker gave up on (the peer's own connection won) must
+                    // send no further SYN: completed late, it would look to the peer like a
+                    // restart of ours (with graceful restart, FRR drops the established
+                    // session for it, RFC 4724 §4.2).
+                    if let Some(s) = self.aborts.remove(&conn) {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
                     if let Some(mut c) = self.conns.remove(&conn) {
                         let _ = self.epoll.delete(c.stream.as_raw_fd());
                         // Give the NOTIFICATION queued before the close a moment to leave.
@@ -988,7 +1027,7 @@ impl Loop {
         let Some(sp) = self.speaker.as_ref() else {
             return;
         };
-        let neighbors: Vec<Value> = sp
+        let mut neighbors: Vec<Value> = sp
             .neighbors()
             .map(|(id, nc, state, received, sent)| {
                 let info = self.info.get(&id);
@@ -1014,6 +1053,23 @@ impl Loop {
                 })
             })
             .collect();
+        neighbors.extend(self.by_design.iter().map(|(n, why)| {
+            json!({
+                "address": n.address.to_string(),
+                "asn": n.asn,
+                "tunnel": n.tunnel,
+                "tcp_md5": n.md5_password.is_some(),
+                // Never started: Idle in RFC 4271 terms; `by_design` and the error say why.
+                "state": "Idle",
+                "by_design": true,
+                "prefixes_received": 0,
+                "prefixes_sent": 0,
+                "messages_received": 0,
+                "messages_sent": 0,
+                "flaps": 0,
+                "last_error": why,
+            })
+        }));
         let fib = self.fib.as_ref();
         let routes: Vec<Value> = self
             .best

@@ -28,7 +28,9 @@
 //! (RFC 7296 §2.4).
 //!
 //! Tunnels with `initiate = true` are started at once (and restarted by the engine after
-//! failures); the others wait for the peer. On stop, every IKE SA is deleted (INFORMATIONAL
+//! failures); the others wait for the peer. Tunnels the cloud's design keeps down
+//! ([`crate::cloud::design::down_by_design`]) are not given to the engine at all: never
+//! initiated, never answered, and shown as `down by design` with the reason. On stop, every IKE SA is deleted (INFORMATIONAL
 //! DELETE, RFC 7296 §1.4.1) before the thread ends.
 //!
 //! Not done here: configuration reload, IPv6 IKE sockets bound separately from IPv4 (the one
@@ -94,6 +96,8 @@ struct TunnelStatus {
     up_since: Option<std::time::Instant>,
     /// When an IKE or Child SA of the tunnel was last rekeyed.
     last_rekey: Option<std::time::Instant>,
+    /// The cloud's design keeps the tunnel down ([`crate::cloud::design`]); it is not started.
+    by_design: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -180,8 +184,24 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
     let mut endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
     let mut status = Vec::new();
     let mut ids = Vec::new();
+    // Shown after the others: `status` positions follow `ids` for the engine's tunnels.
+    let mut by_design = Vec::new();
+    let design = crate::cloud::design::down_by_design(cfg);
     for (index, t) in cfg.tunnels.iter().enumerate() {
         let Some(ike) = &t.ike else { continue };
+        if let Some(why) = design.get(index).cloned().flatten() {
+            tracing::warn!(tunnel = %t.name, reason = %why, "not started");
+            by_design.push(TunnelStatus {
+                name: t.name.clone(),
+                index,
+                initiator: ike.settings.initiate,
+                ike_state: "down by design",
+                down_reason: Some(why),
+                by_design: true,
+                ..TunnelStatus::default()
+            });
+            continue;
+        }
         let local = SocketAddr::new(bind_ip, IKE_PORT);
         let remote = SocketAddr::new(t.peer, IKE_PORT);
         let force_udp = t.encap == bh_config::Encap::Udp;
@@ -199,6 +219,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
             ..TunnelStatus::default()
         });
     }
+    status.extend(by_design);
     let status = Arc::new(Mutex::new(status));
     let counters = Arc::new(Mutex::new(EndpointCounters::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -273,6 +294,7 @@ impl IkeService {
                         "udp_encap": c.udp_encap,
                     })),
                     "down_reason": t.down_reason,
+                    "by_design": t.by_design,
                     "no_proposal_chosen": t.no_proposal,
                     "ike_sas_up": t.ike_ups,
                     "child_sas_up": t.child_ups,
