@@ -34,6 +34,13 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = "/etc/bridgehead/bridgehead.toml")]
         config: PathBuf,
+        /// Show every tunnel's and neighbor's effective settings, where each came from (cloud
+        /// preset, file line, default) and why, the tunnels down by design, and warnings.
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: print JSON.
+        #[arg(long, requires = "explain")]
+        json: bool,
     },
     /// Show tunnels, SAs and counters of the running daemon.
     Status {
@@ -140,7 +147,20 @@ fn run(cli: Cli) -> Result<()> {
             control,
             metrics,
         } => daemon::run(&config, &control, metrics),
-        Command::Check { config } => match bh_config::load(&config) {
+        Command::Check {
+            config,
+            explain,
+            json,
+        } => match bh_config::load(&config) {
+            Ok(c) if explain => {
+                let v = bridgehead::explain::explain(&c);
+                if json {
+                    println!("{v}");
+                } else {
+                    print!("{}", bridgehead::explain::render(&v));
+                }
+                Ok(())
+            }
             Ok(c) => {
                 println!("{}: OK ({} tunnel(s))", config.display(), c.tunnels.len());
                 Ok(())
