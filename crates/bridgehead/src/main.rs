@@ -60,11 +60,21 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
-    /// Show the BGP routes: learned per neighbor, best, installed in the kernel, advertised.
+    /// Show the BGP routes per prefix: paths learned, best (ECMP), in the kernel through which
+    /// devices; and what is advertised to each neighbor.
     Routes {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Most prefixes shown (and advertised prefixes per neighbor), 1 to 10000; the rest
+        /// are counted.
+        #[arg(
+            long,
+            default_value_t = bridgehead::bgp::routes_view::DEFAULT_LIMIT as u16,
+            value_parser = clap::value_parser!(u16)
+                .range(1..=bridgehead::bgp::routes_view::MAX_LIMIT as i64)
+        )]
+        limit: u16,
         /// Control socket path.
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
@@ -183,9 +193,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bgp { json, control } => {
             show(&control, "bgp", json, bridgehead::views::render_bgp)
         }
-        Command::Routes { json, control } => {
-            show(&control, "routes", json, bridgehead::views::render_routes)
-        }
+        Command::Routes {
+            json,
+            control,
+            limit,
+        } => show(
+            &control,
+            &format!("routes {limit}"),
+            json,
+            bridgehead::views::render_routes,
+        ),
         Command::Lab {
             suite,
             esn,

@@ -24,6 +24,8 @@
 //!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
 //! sent, messages each way, whether TCP MD5 is on, last error) and the best routes with their installed state.
+//! [`BgpService::routes_view`] answers `bridgehead routes` from the loop: a bounded per-prefix
+//! view of the RIBs and the kernel ([`routes_view`]).
 //!
 //! Not done here: TCP-AO (RFC 5925), GTSM, IPv6 hop limits for multihop sessions (IPv6
 //! sessions use the kernel default), configuration reload, and keeping routes across a restart
@@ -31,6 +33,7 @@
 //! if the process ends without either, they stay until the next start removes them as stale.
 
 pub mod fib;
+pub mod routes_view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
@@ -81,6 +84,8 @@ const TOKEN_CONN: u64 = 16;
 /// The running BGP service (shared with the control socket thread, so `Send + Sync`).
 pub struct BgpService {
     status: Arc<Mutex<Value>>,
+    /// Route view queries to the loop ([`routes_view`]); `None` without `[bgp]`.
+    queries: Option<mpsc::SyncSender<routes_view::Query>>,
     stop: Arc<AtomicBool>,
     wake: Arc<EventFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -94,12 +99,15 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     let Some(bgp) = cfg.bgp.clone() else {
         return Ok(BgpService {
             status,
+            queries: None,
             stop,
             wake,
             thread: Mutex::new(None),
         });
     };
     let mut lp = Loop::new(cfg, &bgp, Arc::clone(&wake), Arc::clone(&status))?;
+    let (queries, query_rx) = mpsc::sync_channel(routes_view::QUERY_QUEUE);
+    lp.queries = Some(query_rx);
     let (stop2, ready_tx) = (Arc::clone(&stop), mpsc::sync_channel::<Result<()>>(1));
     let (ready_tx, ready_rx) = ready_tx;
     // The loop (and its netlink sockets) run in the thread's network namespace: the daemon's.
@@ -121,6 +129,7 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     }
     Ok(BgpService {
         status,
+        queries: Some(queries),
         stop,
         wake,
         thread: Mutex::new(Some(thread)),
@@ -251,6 +260,8 @@ struct Loop {
     cfg: Config,
     /// TCP MD5 drop counters at the last look, see [`Loop::md5_hint`].
     md5_seen: bh_sys::tcp_md5::Md5Counters,
+    /// Route view queries from the control thread ([`routes_view`]).
+    queries: Option<mpsc::Receiver<routes_view::Query>>,
 }
 
 fn to_bgp_prefix(p: &bh_config::Prefix) -> Result<bh_bgp::Prefix> {
@@ -345,6 +356,7 @@ impl Loop {
             status,
             cfg: cfg.clone(),
             md5_seen: bh_sys::tcp_md5::md5_counters().unwrap_or_default(),
+            queries: None,
         })
     }
 
@@ -493,6 +505,7 @@ impl Loop {
             self.flush_backlogs();
             self.sync_fib();
             self.publish_status();
+            self.answer_route_queries();
         }
         // Stopping: close the connections and take our routes out of the kernel.
         for (_, c) in self.conns.drain() {
