@@ -14,6 +14,8 @@
 //! - `bird_over_a_manual_key_tunnel`: the session over a bh-* tunnel's inside addresses (two
 //!   bridgehead daemons with manual keys), routes out of the TUN device.
 //! - `stale_routes_go_at_start_and_nobody_elses`.
+//! - `a_foreign_route_at_our_metric_is_left_alone_until_it_goes` (the incremental FIB sync's
+//!   exclusive add, then the conflict recheck).
 //! - `graceful_restart_keeps_gobgps_routes_across_its_restart`.
 //! - `neighbor_policy_reaches_the_wire_with_bird` (export list, prepend, MED, import list).
 //! - `routes_command_shows_learned_best_installed_and_advertised_prefixes` (FRR and GoBGP, one
@@ -1234,4 +1236,105 @@ fn routes_command_shows_learned_best_installed_and_advertised_prefixes() {
     assert_eq!(v["prefixes"][0]["prefix"], "10.65.0.0/24");
     assert_eq!(v["prefixes_not_shown"], 2);
     assert_eq!(v["prefixes_total"], 3);
+}
+
+/// A static route at our metric holds a prefix we learn: the incremental sync's exclusive add
+/// leaves it alone (a conflict, in the status and the routes view), the other learned prefix
+/// goes in, and once the static route is deleted ours takes its place at the next conflict
+/// recheck (every 10 s).
+#[test]
+fn a_foreign_route_at_our_metric_is_left_alone_until_it_goes() {
+    let mut w = World::new();
+    let (us, peer) = (w.add("us"), w.add("peer"));
+    w.link(&us, &peer, 1);
+    // Our daemon first (its start-up reconcile must not see the foreign route), then the
+    // foreign route, then the peer that announces its prefix.
+    let sock = w.start_us(&us, &our_bgp(&[("10.60.1.2", FRR_AS)]));
+    w.nss
+        .ip(
+            &us,
+            &[
+                "route",
+                "add",
+                "10.62.0.0/24",
+                "dev",
+                "v1a",
+                "proto",
+                "static",
+                "metric",
+                "20",
+            ],
+        )
+        .unwrap();
+    w.start(
+        Kind::Gobgp,
+        &peer,
+        &BgpdConfig {
+            asn: FRR_AS,
+            router_id: "10.60.0.2".parse().unwrap(),
+            neighbors: vec![nbr("10.60.1.1", US_AS)],
+            announce: vec!["10.62.0.0/24".into(), "10.63.0.0/24".into()],
+            kernel: false,
+            graceful_restart: None,
+        },
+    );
+    let t = Duration::from_secs(40);
+    wait_for(t, "the other learned prefix in the kernel", || {
+        Ok(kernel_route(&w, &us, "10.63.0.0/24").contains(RTPROT))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}\n{}", bgp_status(&sock), w.our_log(&us)));
+    let r = kernel_route(&w, &us, "10.62.0.0/24");
+    assert!(
+        r.contains("proto 4") && !r.contains(RTPROT),
+        "overwritten: {r}"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the conflict in the status",
+        || Ok(bgp_status(&sock)["fib"]["conflicts"] == 1),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}: {}", bgp_status(&sock)));
+    let view: serde_json::Value =
+        serde_json::from_str(&bridgehead::control::request(&sock, "routes").unwrap()).unwrap();
+    let p = view["prefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["prefix"] == "10.62.0.0/24")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(p["installed"], false, "{view}");
+    assert_eq!(p["paths"][0]["best"], true, "{view}");
+
+    // The static route goes; ours follows within a recheck.
+    w.nss
+        .ip(
+            &us,
+            &[
+                "route",
+                "del",
+                "10.62.0.0/24",
+                "proto",
+                "static",
+                "metric",
+                "20",
+            ],
+        )
+        .unwrap();
+    wait_for(
+        Duration::from_secs(45),
+        "our route once the foreign one is gone",
+        || Ok(kernel_route(&w, &us, "10.62.0.0/24").contains("via 10.60.1.2 dev v1a proto 248")),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}: {:?}\n{}",
+            kernel_route(&w, &us, "10.62.0.0/24"),
+            bgp_status(&sock)
+        )
+    });
+    wait_for(Duration::from_secs(10), "no conflict left", || {
+        Ok(bgp_status(&sock)["fib"]["conflicts"] == 0)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", bgp_status(&sock)));
 }

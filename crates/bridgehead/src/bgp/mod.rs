@@ -14,7 +14,8 @@
 //!   counters when they moved;
 //! - feeds bytes in, writes bytes out (non-blocking, with a bounded per-connection backlog),
 //!   and drives the speaker's timers from a monotonic clock;
-//! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`]: routes tagged
+//! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`], changed
+//!   prefixes only (a full reconcile at start, on device changes, errors and conflicts): routes tagged
 //!   [`crate::daemon::RTPROT_BRIDGEHEAD`], in `[bgp].table` at `[bgp].metric`, ECMP over the
 //!   neighbors' devices; stale routes of an earlier run are removed at start-up;
 //! - watches links ([`bh_sys::link::LinkWatch`]): a device going down (a tunnel's, or the link
@@ -73,6 +74,8 @@ const TICK: Duration = Duration::from_millis(200);
 const STATUS_ROUTES: usize = 1000;
 /// Shortest interval between two kernel syncs.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a full reconcile looks again at prefixes other protocols' routes held.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 /// Shortest interval between two status snapshots.
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -248,13 +251,21 @@ struct Loop {
     connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
     fib: Option<FibSync>,
     fib_dirty: bool,
+    /// Prefixes whose best routes changed since the last sync: the incremental sync's work.
+    fib_changed: BTreeSet<bh_fib::Prefix>,
+    /// The next sync must be a full reconcile (a device changed state, or a change failed).
+    fib_full: bool,
+    /// When the last full reconcile ran.
+    last_full: std::time::Instant,
     /// When the kernel was last synced and the status last published (both rate-limited, so
     /// a large table arriving costs one dump per interval, not one per read).
     last_sync: std::time::Instant,
     last_status: std::time::Instant,
     /// A session changed state or recorded an error: publish the status without waiting.
     status_now: bool,
-    best: BTreeMap<bh_fib::Prefix, Vec<bh_bgp::speaker::NextHop>>,
+    /// The best next hops per prefix; equal sets share one allocation (`last_hops`).
+    best: BTreeMap<bh_fib::Prefix, Arc<[bh_bgp::speaker::NextHop]>>,
+    last_hops: Option<Arc<[bh_bgp::speaker::NextHop]>>,
     down: BTreeSet<u32>,
     status: Arc<Mutex<Value>>,
     cfg: Config,
@@ -348,10 +359,14 @@ impl Loop {
             connect_rx,
             fib: None,
             fib_dirty: false,
+            fib_changed: BTreeSet::new(),
+            fib_full: false,
+            last_full: std::time::Instant::now(),
             last_sync: std::time::Instant::now(),
             last_status: std::time::Instant::now(),
             status_now: true,
             best: BTreeMap::new(),
+            last_hops: None,
             down: BTreeSet::new(),
             status,
             cfg: cfg.clone(),
@@ -875,8 +890,17 @@ impl Loop {
                 if next_hops.is_empty() {
                     self.best.remove(&p);
                 } else {
-                    self.best.insert(p, next_hops);
+                    let shared = match &self.last_hops {
+                        Some(l) if **l == *next_hops => Arc::clone(l),
+                        _ => {
+                            let a: Arc<[bh_bgp::speaker::NextHop]> = Arc::from(next_hops);
+                            self.last_hops = Some(Arc::clone(&a));
+                            a
+                        }
+                    };
+                    self.best.insert(p, shared);
                 }
+                self.fib_changed.insert(p);
                 self.fib_dirty = true;
             }
             SpeakerEvent::MaxPrefixExceeded {
@@ -918,6 +942,7 @@ impl Loop {
             };
             if changed {
                 tracing::warn!(ifindex = ev.ifindex, device = ?ev.name, usable = ev.usable(), "device state changed; routes through it follow");
+                self.fib_full = true;
                 self.fib_dirty = true;
             }
         }
@@ -947,26 +972,37 @@ impl Loop {
         }
     }
 
+    /// The kernel next hops of one prefix's best BGP next hops, without those through devices
+    /// that are down; `resolved` caches each BGP next hop's kernel hop for one sync.
+    fn kernel_hops(
+        &mut self,
+        hops: &[bh_bgp::speaker::NextHop],
+        resolved: &mut HashMap<bh_bgp::speaker::NextHop, Option<bh_fib::NextHop>>,
+    ) -> bh_fib::NextHops {
+        let mut set = BTreeSet::new();
+        for h in hops {
+            let k = match resolved.get(h) {
+                Some(k) => *k,
+                None => {
+                    let k = self.kernel_hop(h);
+                    resolved.insert(*h, k);
+                    k
+                }
+            };
+            set.extend(k);
+        }
+        set.retain(|h| !self.down.contains(&h.ifindex));
+        set
+    }
+
+    /// Every route wanted in the kernel, for the full reconcile.
     fn desired(&mut self) -> bh_fib::Desired {
         let best = std::mem::take(&mut self.best);
         let mut want = bh_fib::Desired::new();
         // Next hops repeat across prefixes: resolve each once per sync.
-        let mut resolved: HashMap<bh_bgp::speaker::NextHop, Option<bh_fib::NextHop>> =
-            HashMap::new();
+        let mut resolved = HashMap::new();
         for (p, hops) in &best {
-            let mut set = BTreeSet::new();
-            for h in hops {
-                let k = match resolved.get(h) {
-                    Some(k) => *k,
-                    None => {
-                        let k = self.kernel_hop(h);
-                        resolved.insert(*h, k);
-                        k
-                    }
-                };
-                set.extend(k);
-            }
-            set.retain(|h| !self.down.contains(&h.ifindex));
+            let set = self.kernel_hops(hops, &mut resolved);
             if !set.is_empty() {
                 want.insert(*p, set);
             }
@@ -975,16 +1011,51 @@ impl Loop {
         want
     }
 
+    /// The routes of the prefixes changed since the last sync (no next hops: not wanted).
+    fn changes(&mut self) -> bh_fib::Desired {
+        let changed = std::mem::take(&mut self.fib_changed);
+        let best = std::mem::take(&mut self.best);
+        let mut resolved = HashMap::new();
+        let mut out = bh_fib::Desired::new();
+        for p in changed {
+            let set = match best.get(&p) {
+                Some(hops) => self.kernel_hops(hops, &mut resolved),
+                None => BTreeSet::new(),
+            };
+            out.insert(p, set);
+        }
+        self.best = best;
+        out
+    }
+
+    /// Brings the kernel up to date: the changed prefixes only, or a full reconcile when one
+    /// is due (see [`fib`]). Rate-limited to one sync per [`SYNC_INTERVAL`].
     fn sync_fib(&mut self) {
-        if !self.fib_dirty || self.last_sync.elapsed() < SYNC_INTERVAL {
+        let recheck = self.fib.as_ref().is_some_and(FibSync::has_conflicts)
+            && self.last_full.elapsed() >= CONFLICT_RECHECK;
+        if !(self.fib_dirty || recheck) || self.last_sync.elapsed() < SYNC_INTERVAL {
             return;
         }
         self.fib_dirty = false;
         self.last_sync = std::time::Instant::now();
-        let want = self.desired();
+        if self.fib_full || recheck {
+            self.fib_full = false;
+            self.last_full = self.last_sync;
+            self.fib_changed.clear();
+            let want = self.desired();
+            if let Some(f) = self.fib.as_mut() {
+                if let Err(e) = f.sync(&want) {
+                    tracing::warn!(error = %e, "FIB sync failed; retrying");
+                    self.fib_full = true;
+                    self.fib_dirty = true;
+                }
+            }
+            return;
+        }
+        let changes = self.changes();
         if let Some(f) = self.fib.as_mut() {
-            if let Err(e) = f.sync(&want) {
-                tracing::warn!(error = %e, "FIB sync failed; retrying");
+            if f.apply(&changes) {
+                self.fib_full = true;
                 self.fib_dirty = true;
             }
         }
