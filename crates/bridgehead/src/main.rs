@@ -34,6 +34,13 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = "/etc/bridgehead/bridgehead.toml")]
         config: PathBuf,
+        /// Show every tunnel's and neighbor's effective settings, where each came from (cloud
+        /// preset, file line, default) and why, the tunnels down by design, and warnings.
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: print JSON.
+        #[arg(long, requires = "explain")]
+        json: bool,
     },
     /// Show tunnels, SAs and counters of the running daemon.
     Status {
@@ -53,11 +60,21 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
-    /// Show the BGP routes: learned per neighbor, best, installed in the kernel, advertised.
+    /// Show the BGP routes per prefix: paths learned, best (ECMP), in the kernel through which
+    /// devices; and what is advertised to each neighbor.
     Routes {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Most prefixes shown (and advertised prefixes per neighbor), 1 to 10000; the rest
+        /// are counted.
+        #[arg(
+            long,
+            default_value_t = bridgehead::bgp::routes_view::DEFAULT_LIMIT as u16,
+            value_parser = clap::value_parser!(u16)
+                .range(1..=bridgehead::bgp::routes_view::MAX_LIMIT as i64)
+        )]
+        limit: u16,
         /// Control socket path.
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
@@ -152,7 +169,20 @@ fn run(cli: Cli) -> Result<()> {
             control,
             metrics,
         } => daemon::run(&config, &control, metrics),
-        Command::Check { config } => match bh_config::load(&config) {
+        Command::Check {
+            config,
+            explain,
+            json,
+        } => match bh_config::load(&config) {
+            Ok(c) if explain => {
+                let v = bridgehead::explain::explain(&c);
+                if json {
+                    println!("{v}");
+                } else {
+                    print!("{}", bridgehead::explain::render(&v));
+                }
+                Ok(())
+            }
             Ok(c) => {
                 println!("{}: OK ({} tunnel(s))", config.display(), c.tunnels.len());
                 Ok(())
@@ -175,9 +205,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bgp { json, control } => {
             show(&control, "bgp", json, bridgehead::views::render_bgp)
         }
-        Command::Routes { json, control } => {
-            show(&control, "routes", json, bridgehead::views::render_routes)
-        }
+        Command::Routes {
+            json,
+            control,
+            limit,
+        } => show(
+            &control,
+            &format!("routes {limit}"),
+            json,
+            bridgehead::views::render_routes,
+        ),
         Command::Lab { kind } => match kind.unwrap_or(LabKind::Clouds) {
             LabKind::Clouds => lab::clouds::run_clouds(lab::clouds::CloudLabOptions::new(
                 &format!("bhc{}", std::process::id()),

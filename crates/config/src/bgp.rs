@@ -19,7 +19,8 @@ use std::ops::Range;
 use zeroize::Zeroizing;
 
 use super::{
-    Checker, InlineKeys, Src, Tbl, TunnelInfo, host_bits, parse_prefix, span_or, truncate, unusable,
+    Checker, InlineKeys, Src, Tbl, TunnelInfo, file_keys, host_bits, parse_prefix, span_or,
+    truncate, unusable,
 };
 use crate::cloud::Cloud;
 use crate::error::ErrorKind;
@@ -134,6 +135,8 @@ pub struct BgpNeighbor {
     /// The keys whose value came from the `cloud` preset (`"hold_time"`, `"passive"`,
     /// `"max_advertise"`); empty without `cloud`.
     pub from_preset: Vec<&'static str>,
+    /// The keys the file sets, with their lines (for [`BgpNeighbor::origin`]).
+    pub set_in_file: crate::origin::FileKeys,
     /// Hold time offered (`hold_time`, 0 or 3..=65535 seconds, default 90 or the cloud's).
     pub hold_time: u16,
     /// Only wait for the peer to connect (`passive`, default false or the cloud's).
@@ -500,6 +503,7 @@ impl Checker<'_> {
             } else {
                 Vec::new()
             },
+            set_in_file: file_keys(src, &t, &[]),
             hold_time: u16::try_from(
                 hold_time
                     .ok()?

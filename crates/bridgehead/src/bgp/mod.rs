@@ -16,7 +16,8 @@
 //!   counters when they moved;
 //! - feeds bytes in, writes bytes out (non-blocking, with a bounded per-connection backlog),
 //!   and drives the speaker's timers from a monotonic clock;
-//! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`]: routes tagged
+//! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`], changed
+//!   prefixes only (a full reconcile at start, on device changes, errors and conflicts): routes tagged
 //!   [`crate::daemon::RTPROT_BRIDGEHEAD`], in `[bgp].table` at `[bgp].metric`, ECMP over the
 //!   neighbors' devices; stale routes of an earlier run are removed at start-up;
 //! - watches links ([`bh_sys::link::LinkWatch`]): a device going down (a tunnel's, or the link
@@ -30,6 +31,8 @@
 //!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
 //! sent, messages each way, whether TCP MD5 is on, last error) and the best routes with their installed state.
+//! [`BgpService::routes_view`] answers `bridgehead routes` from the loop: a bounded per-prefix
+//! view of the RIBs and the kernel ([`routes_view`]).
 //!
 //! Not done here: TCP-AO (RFC 5925), GTSM, IPv6 hop limits for multihop sessions (IPv6
 //! sessions use the kernel default), configuration reload, and keeping routes across a restart
@@ -37,6 +40,7 @@
 //! if the process ends without either, they stay until the next start removes them as stale.
 
 pub mod fib;
+pub mod routes_view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
@@ -76,6 +80,8 @@ const TICK: Duration = Duration::from_millis(200);
 const STATUS_ROUTES: usize = 1000;
 /// Shortest interval between two kernel syncs.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a full reconcile looks again at prefixes other protocols' routes held.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 /// Shortest interval between two status snapshots.
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -87,6 +93,8 @@ const TOKEN_CONN: u64 = 16;
 /// The running BGP service (shared with the control socket thread, so `Send + Sync`).
 pub struct BgpService {
     status: Arc<Mutex<Value>>,
+    /// Route view queries to the loop ([`routes_view`]); `None` without `[bgp]`.
+    queries: Option<mpsc::SyncSender<routes_view::Query>>,
     stop: Arc<AtomicBool>,
     wake: Arc<EventFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -100,12 +108,15 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     let Some(bgp) = cfg.bgp.clone() else {
         return Ok(BgpService {
             status,
+            queries: None,
             stop,
             wake,
             thread: Mutex::new(None),
         });
     };
     let mut lp = Loop::new(cfg, &bgp, Arc::clone(&wake), Arc::clone(&status))?;
+    let (queries, query_rx) = mpsc::sync_channel(routes_view::QUERY_QUEUE);
+    lp.queries = Some(query_rx);
     let (stop2, ready_tx) = (Arc::clone(&stop), mpsc::sync_channel::<Result<()>>(1));
     let (ready_tx, ready_rx) = ready_tx;
     // The loop (and its netlink sockets) run in the thread's network namespace: the daemon's.
@@ -127,6 +138,7 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     }
     Ok(BgpService {
         status,
+        queries: Some(queries),
         stop,
         wake,
         thread: Mutex::new(Some(thread)),
@@ -247,13 +259,21 @@ struct Loop {
     connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
     fib: Option<FibSync>,
     fib_dirty: bool,
+    /// Prefixes whose best routes changed since the last sync: the incremental sync's work.
+    fib_changed: BTreeSet<bh_fib::Prefix>,
+    /// The next sync must be a full reconcile (a device changed state, or a change failed).
+    fib_full: bool,
+    /// When the last full reconcile ran.
+    last_full: std::time::Instant,
     /// When the kernel was last synced and the status last published (both rate-limited, so
     /// a large table arriving costs one dump per interval, not one per read).
     last_sync: std::time::Instant,
     last_status: std::time::Instant,
     /// A session changed state or recorded an error: publish the status without waiting.
     status_now: bool,
-    best: BTreeMap<bh_fib::Prefix, Vec<bh_bgp::speaker::NextHop>>,
+    /// The best next hops per prefix; equal sets share one allocation (`last_hops`).
+    best: BTreeMap<bh_fib::Prefix, Arc<[bh_bgp::speaker::NextHop]>>,
+    last_hops: Option<Arc<[bh_bgp::speaker::NextHop]>>,
     down: BTreeSet<u32>,
     status: Arc<Mutex<Value>>,
     cfg: Config,
@@ -261,6 +281,8 @@ struct Loop {
     md5_seen: bh_sys::tcp_md5::Md5Counters,
     /// Neighbors over a tunnel the cloud's design keeps down, with the reason: never started.
     by_design: Vec<(BgpNeighbor, String)>,
+    /// Route view queries from the control thread ([`routes_view`]).
+    queries: Option<mpsc::Receiver<routes_view::Query>>,
 }
 
 fn to_bgp_prefix(p: &bh_config::Prefix) -> Result<bh_bgp::Prefix> {
@@ -359,15 +381,20 @@ impl Loop {
             connect_rx,
             fib: None,
             fib_dirty: false,
+            fib_changed: BTreeSet::new(),
+            fib_full: false,
+            last_full: std::time::Instant::now(),
             last_sync: std::time::Instant::now(),
             last_status: std::time::Instant::now(),
             status_now: true,
             best: BTreeMap::new(),
+            last_hops: None,
             down: BTreeSet::new(),
             status,
             cfg: cfg.clone(),
             md5_seen: bh_sys::tcp_md5::md5_counters().unwrap_or_default(),
             by_design,
+            queries: None,
         })
     }
 
@@ -517,6 +544,7 @@ impl Loop {
             self.flush_backlogs();
             self.sync_fib();
             self.publish_status();
+            self.answer_route_queries();
         }
         // Stopping: close the connections and take our routes out of the kernel.
         for (_, c) in self.conns.drain() {
@@ -902,8 +930,17 @@ impl Loop {
                 if next_hops.is_empty() {
                     self.best.remove(&p);
                 } else {
-                    self.best.insert(p, next_hops);
+                    let shared = match &self.last_hops {
+                        Some(l) if **l == *next_hops => Arc::clone(l),
+                        _ => {
+                            let a: Arc<[bh_bgp::speaker::NextHop]> = Arc::from(next_hops);
+                            self.last_hops = Some(Arc::clone(&a));
+                            a
+                        }
+                    };
+                    self.best.insert(p, shared);
                 }
+                self.fib_changed.insert(p);
                 self.fib_dirty = true;
             }
             SpeakerEvent::MaxPrefixExceeded {
@@ -945,6 +982,7 @@ impl Loop {
             };
             if changed {
                 tracing::warn!(ifindex = ev.ifindex, device = ?ev.name, usable = ev.usable(), "device state changed; routes through it follow");
+                self.fib_full = true;
                 self.fib_dirty = true;
             }
         }
@@ -974,26 +1012,37 @@ impl Loop {
         }
     }
 
+    /// The kernel next hops of one prefix's best BGP next hops, without those through devices
+    /// that are down; `resolved` caches each BGP next hop's kernel hop for one sync.
+    fn kernel_hops(
+        &mut self,
+        hops: &[bh_bgp::speaker::NextHop],
+        resolved: &mut HashMap<bh_bgp::speaker::NextHop, Option<bh_fib::NextHop>>,
+    ) -> bh_fib::NextHops {
+        let mut set = BTreeSet::new();
+        for h in hops {
+            let k = match resolved.get(h) {
+                Some(k) => *k,
+                None => {
+                    let k = self.kernel_hop(h);
+                    resolved.insert(*h, k);
+                    k
+                }
+            };
+            set.extend(k);
+        }
+        set.retain(|h| !self.down.contains(&h.ifindex));
+        set
+    }
+
+    /// Every route wanted in the kernel, for the full reconcile.
     fn desired(&mut self) -> bh_fib::Desired {
         let best = std::mem::take(&mut self.best);
         let mut want = bh_fib::Desired::new();
         // Next hops repeat across prefixes: resolve each once per sync.
-        let mut resolved: HashMap<bh_bgp::speaker::NextHop, Option<bh_fib::NextHop>> =
-            HashMap::new();
+        let mut resolved = HashMap::new();
         for (p, hops) in &best {
-            let mut set = BTreeSet::new();
-            for h in hops {
-                let k = match resolved.get(h) {
-                    Some(k) => *k,
-                    None => {
-                        let k = self.kernel_hop(h);
-                        resolved.insert(*h, k);
-                        k
-                    }
-                };
-                set.extend(k);
-            }
-            set.retain(|h| !self.down.contains(&h.ifindex));
+            let set = self.kernel_hops(hops, &mut resolved);
             if !set.is_empty() {
                 want.insert(*p, set);
             }
@@ -1002,16 +1051,51 @@ impl Loop {
         want
     }
 
+    /// The routes of the prefixes changed since the last sync (no next hops: not wanted).
+    fn changes(&mut self) -> bh_fib::Desired {
+        let changed = std::mem::take(&mut self.fib_changed);
+        let best = std::mem::take(&mut self.best);
+        let mut resolved = HashMap::new();
+        let mut out = bh_fib::Desired::new();
+        for p in changed {
+            let set = match best.get(&p) {
+                Some(hops) => self.kernel_hops(hops, &mut resolved),
+                None => BTreeSet::new(),
+            };
+            out.insert(p, set);
+        }
+        self.best = best;
+        out
+    }
+
+    /// Brings the kernel up to date: the changed prefixes only, or a full reconcile when one
+    /// is due (see [`fib`]). Rate-limited to one sync per [`SYNC_INTERVAL`].
     fn sync_fib(&mut self) {
-        if !self.fib_dirty || self.last_sync.elapsed() < SYNC_INTERVAL {
+        let recheck = self.fib.as_ref().is_some_and(FibSync::has_conflicts)
+            && self.last_full.elapsed() >= CONFLICT_RECHECK;
+        if !(self.fib_dirty || recheck) || self.last_sync.elapsed() < SYNC_INTERVAL {
             return;
         }
         self.fib_dirty = false;
         self.last_sync = std::time::Instant::now();
-        let want = self.desired();
+        if self.fib_full || recheck {
+            self.fib_full = false;
+            self.last_full = self.last_sync;
+            self.fib_changed.clear();
+            let want = self.desired();
+            if let Some(f) = self.fib.as_mut() {
+                if let Err(e) = f.sync(&want) {
+                    tracing::warn!(error = %e, "FIB sync failed; retrying");
+                    self.fib_full = true;
+                    self.fib_dirty = true;
+                }
+            }
+            return;
+        }
+        let changes = self.changes();
         if let Some(f) = self.fib.as_mut() {
-            if let Err(e) = f.sync(&want) {
-                tracing::warn!(error = %e, "FIB sync failed; retrying");
+            if f.apply(&changes) {
+                self.fib_full = true;
                 self.fib_dirty = true;
             }
         }
