@@ -38,7 +38,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -55,10 +55,13 @@ use bh_ike::{
 };
 use serde_json::json;
 
+mod inbox;
+
 /// The IKE port (RFC 7296 §2).
 pub const IKE_PORT: u16 = 500;
 
-/// Longest the thread sleeps between looks at the dataplane queue and the stop flag.
+/// Longest the thread sleeps between looks at its timers and the stop flag (messages wake it
+/// at once).
 const TICK: Duration = Duration::from_millis(10);
 
 /// Longest a rekeyed Child SA waits before its outbound SA replaces the old one.
@@ -405,31 +408,58 @@ impl Shell {
             self.endpoint.initiate(now, id);
         }
         self.flush();
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let local500 = self.socket.local_addr().ok();
-        while !stop.load(Ordering::Relaxed) {
-            // Port 500, with the read timeout as the tick.
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, src)) => {
-                    let local = local500.unwrap_or_else(|| SocketAddr::new(src.ip(), IKE_PORT));
-                    if let Some(data) = buf.get(..n) {
-                        self.datagram(src, local, data);
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => tracing::warn!(error = %e, "IKE socket receive failed"),
+        // Port 500 and the dataplane's port-4500 queue both feed one inbox that this thread
+        // blocks on, so a message is handled when it arrives, not at the next tick.
+        let socket = match self.socket.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "IKE socket clone failed; IKE stops");
+                return;
             }
-            // Port 4500, from the dataplane.
-            loop {
-                match self.rx.try_recv() {
-                    Ok(d) => self.datagram(d.src, d.local, &d.data),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
+        };
+        let (inbox_tx, inbox) = std::sync::mpsc::sync_channel(inbox::INBOX);
+        let queue = std::mem::replace(&mut self.rx, inbox);
+        let done = AtomicBool::new(false);
+        let closing = std::thread::scope(|s| {
+            let (tx, done_ref) = (inbox_tx.clone(), &done);
+            s.spawn(move || inbox::read_port500(&socket, &tx, done_ref));
+            s.spawn(move || inbox::forward_queue(&queue, &inbox_tx, done_ref));
+            let closing = self.serve(stop, &done);
+            done.store(true, Ordering::Relaxed);
+            closing
+        });
+        if !closing {
+            return;
+        }
+        // Stopping: delete every IKE SA so the peers do not wait for DPD.
+        let now = self.now();
+        for (id, _) in self.ids.clone() {
+            self.endpoint.close(now, id);
+        }
+        self.flush();
+        self.retire_inbound(true);
+    }
+
+    /// The thread's loop until `stop`; false if the dataplane went away (`done` set by the
+    /// forwarder), true to close the IKE SAs.
+    fn serve(&mut self, stop: &AtomicBool, done: &AtomicBool) -> bool {
+        while !stop.load(Ordering::Relaxed) {
+            if done.load(Ordering::Relaxed) {
+                return false;
+            }
+            let now = self.now();
+            let wait = self
+                .endpoint
+                .poll_timeout()
+                .map_or(TICK, |t| Duration::from_nanos(t.0.saturating_sub(now.0)))
+                .min(TICK);
+            match self.rx.recv_timeout(wait) {
+                Ok(d) => self.datagram(d.src, d.local, &d.data),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+            while let Ok(d) = self.rx.try_recv() {
+                self.datagram(d.src, d.local, &d.data);
             }
             let now = self.now();
             if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
@@ -442,13 +472,7 @@ impl Shell {
                 self.note_traffic();
             }
         }
-        // Stopping: delete every IKE SA so the peers do not wait for DPD.
-        let now = self.now();
-        for (id, _) in self.ids.clone() {
-            self.endpoint.close(now, id);
-        }
-        self.flush();
-        self.retire_inbound(true);
+        true
     }
 
     /// Hands one IKE message to the engine and acts on what it produces.
