@@ -801,16 +801,15 @@ impl Loop {
         while let Some(out) = self.speaker.as_mut().and_then(Speaker::poll_output) {
             match out {
                 Output::Connect { conn, peer, addr } => {
-                    let md5 = self
-                        .peers
-                        .get(&peer)
-                        .and_then(|&i| self.neighbors.get(i))
-                        .and_then(|(n, _)| n.md5_password.clone());
+                    let nbr = self.peers.get(&peer).and_then(|&i| self.neighbors.get(i));
+                    let md5 = nbr.and_then(|(n, _)| n.md5_password.clone());
+                    // TTL 1 (or `multihop`) from the SYN on, as `register` keeps it.
+                    let ttl = Some(nbr.and_then(|(n, _)| n.multihop).unwrap_or(1));
                     // The SYN leaves here, on the loop; only the wait goes to a helper thread,
                     // and a clone of the socket stays to abort it (see `Output::Close`).
                     let to = SocketAddr::new(addr, BGP_PORT);
                     let started =
-                        bh_sys::tcp_md5::connect_start(to, md5.as_ref().map(|p| p.expose()))
+                        bh_sys::tcp_md5::connect_start(to, md5.as_ref().map(|p| p.expose()), ttl)
                             .and_then(|s| Ok((s.try_clone()?, s)));
                     drop(md5);
                     let spawned = started.and_then(|(abort, stream)| {
