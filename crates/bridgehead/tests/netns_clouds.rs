@@ -40,7 +40,7 @@
 //!
 //! Not modelled: Azure's one BGP address per local network gateway (with one local network
 //! gateway both instances would peer with our azure0 address; here each instance peers on its
-//! own APIPA /30, as many appliances are set up), and failover between tunnels.
+//! own APIPA /30, as issue #5 describes), and failover between tunnels.
 //!
 //! Needs root (CI runs as root). Namespaces are `bhc<pid>-<n>-*`, removed on drop with every
 //! process started (by PID).
