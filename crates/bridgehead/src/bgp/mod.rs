@@ -605,6 +605,29 @@ impl Loop {
                 if let Some(sp) = self.speaker.as_mut() {
                     sp.closed(now, conn);
                 }
+                continue;
+            }
+            self.abort_unanswered(peer);
+        }
+    }
+
+    /// The peer's connection is in: our own attempts to it that got no answer yet (still in
+    /// SYN-SENT, e.g. their SYN was lost before the tunnel came up) are aborted now, before a
+    /// retransmission can reach the peer once its session is up (a graceful-restart peer takes
+    /// a new connection as our restart and drops the session). The speaker sees them fail and
+    /// goes on with the accepted connection. An attempt the kernel already completed is left
+    /// to collision resolution (RFC 4271 §6.8).
+    fn abort_unanswered(&mut self, peer: PeerId) {
+        let pending: Vec<ConnId> = self
+            .connecting
+            .iter()
+            .filter(|&(_, p)| *p == peer)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in pending {
+            if let Some(s) = self.aborts.get(&c).filter(|s| s.peer_addr().is_err()) {
+                tracing::debug!(neighbor = %self.neighbor_name(peer), "unanswered connect aborted: the peer's connection is in");
+                let _ = s.shutdown(std::net::Shutdown::Both);
             }
         }
     }
