@@ -58,13 +58,36 @@ fn assert_pings(lab: &Lab, what: &str) {
         (Host::LanB, addr::LANA6),
     ] {
         let got = lab.ping(from, dst, 3, 200).unwrap();
+        if got < 2 {
+            eprintln!(
+                "gwa drops:\n{}\ngwb drops:\n{}\nnat drops:\n{}",
+                drops(lab, Host::GwA),
+                drops(lab, Host::GwB),
+                drops(lab, Host::Nat)
+            );
+        }
         assert!(
             got >= 2,
-            "{what}: ping {from:?} -> {dst}: {got}/3 replies\n--- gwa log ---\n{}\n--- gwb log ---\n{}",
+            "{what}: ping {from:?} -> {dst}: {got}/3 replies\n--- gwa log ---\n{}\n--- gwb log ---\n{}\n--- gwa status ---\n{:#}\n--- gwb status ---\n{:#}",
             lab.log(Host::GwA),
-            lab.log(Host::GwB)
+            lab.log(Host::GwB),
+            lab.status(Host::GwA).unwrap_or_default(),
+            lab.status(Host::GwB).unwrap_or_default()
         );
     }
+}
+
+/// The kernel's UDP and IP drop counters in `host`'s namespace, for a failure message.
+fn drops(lab: &Lab, host: Host) -> String {
+    lab.ns
+        .exec(&lab.name(host), "sh")
+        .args([
+            "-c",
+            "nstat -az 2>/dev/null | grep -E 'Udp|Discard|NoRoutes|Drop' | grep -v ' 0 '; ss -uanm",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// Captures, on the NAT's public side, one ESP-in-UDP datagram that gwa sent to gwb, while
