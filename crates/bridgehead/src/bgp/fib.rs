@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use bh_fib::{Desired, NextHop, Observed, Op, Prefix, Scope};
+use bh_fib::{Desired, NextHop, NextHops, Observed, Op, Prefix, Scope};
 use bh_sys::link::{self, Netlink};
 
 /// Counters of what the sync did, for status.
@@ -78,69 +78,66 @@ impl FibSync {
         !self.conflicts.is_empty()
     }
 
-    /// Applies `changes` (prefix → next hops; no next hops: not wanted any more) without a
-    /// dump. Returns whether a full [`FibSync::sync`] is needed: a kernel request failed, or a
-    /// prefix we never installed is already held (by a route of ours left from an error, or by
-    /// another protocol's).
-    pub fn apply(&mut self, changes: &Desired) -> bool {
+    /// Applies one change without a dump: `prefix` is now wanted with `nexthops` (none: not
+    /// wanted any more). Returns whether a full [`FibSync::sync`] is needed: a kernel request
+    /// failed, or a prefix we never installed is already held (by a route of ours left from an
+    /// error, or by another protocol's).
+    pub fn apply(&mut self, prefix: &Prefix, nexthops: &NextHops) -> bool {
         let Scope {
             table,
             protocol,
             metric,
         } = self.scope;
-        let mut full = false;
-        for (prefix, nexthops) in changes {
-            let (dst, len) = (prefix.addr(), prefix.prefix_len());
-            if nexthops.is_empty() {
-                self.conflicts.remove(prefix);
-                if !self.installed.remove(prefix) {
-                    continue;
-                }
-                match self.nl.delete_route(dst, len, table, protocol, metric) {
-                    Ok(()) => {
-                        self.counters.deleted = self.counters.deleted.saturating_add(1);
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                    Err(e) => {
-                        self.counters.errors = self.counters.errors.saturating_add(1);
-                        tracing::warn!(%prefix, error = %e, "cannot remove route");
-                        full = true;
-                    }
-                }
-                continue;
+        let (dst, len) = (prefix.addr(), prefix.prefix_len());
+        if nexthops.is_empty() {
+            self.conflicts.remove(prefix);
+            if !self.installed.remove(prefix) {
+                return false;
             }
-            if self.conflicts.contains(prefix) {
-                continue;
-            }
-            let hops: Vec<link::NextHop> = nexthops
-                .iter()
-                .map(|h| link::NextHop {
-                    ifindex: h.ifindex,
-                    gateway: h.gateway,
-                })
-                .collect();
-            let ours = self.installed.contains(prefix);
-            let r = if ours {
-                self.nl
-                    .replace_route(dst, len, &hops, table, protocol, metric)
-            } else {
-                self.nl
-                    .add_route_exclusive(dst, len, &hops, table, protocol, metric)
-            };
-            match r {
+            return match self.nl.delete_route(dst, len, table, protocol, metric) {
                 Ok(()) => {
-                    self.counters.replaced = self.counters.replaced.saturating_add(1);
-                    self.installed.insert(*prefix);
+                    self.counters.deleted = self.counters.deleted.saturating_add(1);
+                    false
                 }
-                Err(e) if !ours && e.raw_os_error() == Some(libc::EEXIST) => full = true,
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => false,
                 Err(e) => {
                     self.counters.errors = self.counters.errors.saturating_add(1);
-                    tracing::warn!(%prefix, error = %e, "cannot install route");
-                    full = true;
+                    tracing::warn!(%prefix, error = %e, "cannot remove route");
+                    true
                 }
+            };
+        }
+        if self.conflicts.contains(prefix) {
+            return false;
+        }
+        let hops: Vec<link::NextHop> = nexthops
+            .iter()
+            .map(|h| link::NextHop {
+                ifindex: h.ifindex,
+                gateway: h.gateway,
+            })
+            .collect();
+        let ours = self.installed.contains(prefix);
+        let r = if ours {
+            self.nl
+                .replace_route(dst, len, &hops, table, protocol, metric)
+        } else {
+            self.nl
+                .add_route_exclusive(dst, len, &hops, table, protocol, metric)
+        };
+        match r {
+            Ok(()) => {
+                self.counters.replaced = self.counters.replaced.saturating_add(1);
+                self.installed.insert(*prefix);
+                false
+            }
+            Err(e) if !ours && e.raw_os_error() == Some(libc::EEXIST) => true,
+            Err(e) => {
+                self.counters.errors = self.counters.errors.saturating_add(1);
+                tracing::warn!(%prefix, error = %e, "cannot install route");
+                true
             }
         }
-        full
     }
 
     fn observe(&mut self) -> Result<Vec<Observed>> {
