@@ -15,7 +15,7 @@
 //! - feeds bytes in, writes bytes out (non-blocking, with a bounded per-connection backlog),
 //!   and drives the speaker's timers from a monotonic clock;
 //! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`], changed
-//!   prefixes only (a full reconcile at start, on device changes, errors and conflicts): routes tagged
+//!   prefixes only (a full reconcile at start, on device changes and after errors): routes tagged
 //!   [`crate::daemon::RTPROT_BRIDGEHEAD`], in `[bgp].table` at `[bgp].metric`, ECMP over the
 //!   neighbors' devices; stale routes of an earlier run are removed at start-up;
 //! - watches links ([`bh_sys::link::LinkWatch`]): a device going down (a tunnel's, or the link
@@ -74,7 +74,7 @@ const TICK: Duration = Duration::from_millis(200);
 const STATUS_ROUTES: usize = 1000;
 /// Shortest interval between two kernel syncs.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
-/// How often a full reconcile looks again at prefixes other protocols' routes held.
+/// How often the prefixes other protocols' routes held are tried again.
 const CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 /// Shortest interval between two status snapshots.
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
@@ -255,8 +255,8 @@ struct Loop {
     fib_changed: BTreeSet<bh_bgp::Prefix>,
     /// The next sync must be a full reconcile (a device changed state, or a change failed).
     fib_full: bool,
-    /// When the last full reconcile ran.
-    last_full: std::time::Instant,
+    /// When the prefixes other protocols held were last tried again.
+    last_recheck: std::time::Instant,
     /// When the kernel was last synced and the status last published (both rate-limited, so
     /// a large table arriving costs one dump per interval, not one per read).
     last_sync: std::time::Instant,
@@ -358,7 +358,7 @@ impl Loop {
             fib_dirty: false,
             fib_changed: BTreeSet::new(),
             fib_full: false,
-            last_full: std::time::Instant::now(),
+            last_recheck: std::time::Instant::now(),
             last_sync: std::time::Instant::now(),
             last_status: std::time::Instant::now(),
             status_now: true,
@@ -1026,15 +1026,18 @@ impl Loop {
     /// is due (see [`fib`]). Rate-limited to one sync per [`SYNC_INTERVAL`].
     fn sync_fib(&mut self) {
         let recheck = self.fib.as_ref().is_some_and(FibSync::has_conflicts)
-            && self.last_full.elapsed() >= CONFLICT_RECHECK;
-        if !(self.fib_dirty || recheck) || self.last_sync.elapsed() < SYNC_INTERVAL {
+            && self.last_recheck.elapsed() >= CONFLICT_RECHECK;
+        if recheck {
+            self.last_recheck = std::time::Instant::now();
+            self.retry_conflicts();
+        }
+        if !self.fib_dirty || self.last_sync.elapsed() < SYNC_INTERVAL {
             return;
         }
         self.fib_dirty = false;
         self.last_sync = std::time::Instant::now();
-        if self.fib_full || recheck {
+        if self.fib_full {
             self.fib_full = false;
-            self.last_full = self.last_sync;
             self.fib_changed.clear();
             let want = self.desired();
             if let Some(f) = self.fib.as_mut() {
@@ -1050,6 +1053,30 @@ impl Loop {
             self.fib_full = true;
             self.fib_dirty = true;
         }
+    }
+
+    /// Tries again the prefixes other protocols' routes held (no dump: one exclusive add each).
+    fn retry_conflicts(&mut self) {
+        let Some(held) = self.fib.as_ref().map(FibSync::conflicts) else {
+            return;
+        };
+        let Some(sp) = self.speaker.take() else {
+            return;
+        };
+        let mut resolved = HashMap::new();
+        for kp in held {
+            let hops = bh_bgp::Prefix::new(kp.addr(), kp.prefix_len())
+                .ok()
+                .and_then(|p| sp.best_route(&p));
+            let set = match hops {
+                Some(h) => self.kernel_hops(h, &mut resolved),
+                None => BTreeSet::new(),
+            };
+            if let Some(f) = self.fib.as_mut() {
+                f.retry_conflict(&kp, &set);
+            }
+        }
+        self.speaker = Some(sp);
     }
 
     fn publish_status(&mut self) {
