@@ -363,6 +363,16 @@ impl Speaker {
         self.loc_rib.iter().map(|(p, v)| (p, &**v))
     }
 
+    /// The best next hops of `prefix` (its Loc-RIB entry), if it has a best route.
+    pub fn best_route(&self, prefix: &Prefix) -> Option<&[NextHop]> {
+        self.loc_rib.get(prefix).map(|v| &**v)
+    }
+
+    /// How many prefixes have a best route (the size of the Loc-RIB).
+    pub fn best_count(&self) -> usize {
+        self.loc_rib.len()
+    }
+
     /// Routes received from a neighbor (its Adj-RIB-In after import policy).
     pub fn received_routes(&self, peer: PeerId) -> impl Iterator<Item = (&Prefix, &Path)> {
         self.neighbors

@@ -20,6 +20,7 @@ use bh_crypto::EspSuite;
 use serde_json::{Value, json};
 
 use crate::daemon::UNDERLAY_MTU;
+use crate::views::{fold, text};
 
 /// Widest line [`render`] writes.
 pub const WIDTH: usize = 80;
@@ -443,37 +444,6 @@ const KEY_W: usize = 19;
 const VALUE_W: usize = 37;
 const ORIGIN_W: usize = WIDTH - 2 - KEY_W - 1 - VALUE_W - 1;
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-/// Writes `body` after `first` (the first line's prefix), wrapped at [`WIDTH`], later lines
-/// indented by `indent` spaces. A word longer than the room stays whole on its own line.
-fn fold(s: &mut String, first: &str, body: &str, indent: usize) {
-    let mut line = first.to_owned();
-    let mut empty = true;
-    for word in body.split_whitespace() {
-        let len = line.chars().count();
-        if !empty && len + 1 + word.chars().count() > WIDTH {
-            s.push_str(line.trim_end());
-            s.push('\n');
-            line = " ".repeat(indent);
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        line.push_str(word);
-        empty = false;
-    }
-    s.push_str(line.trim_end());
-    s.push('\n');
-}
-
 /// One setting: key, value(s) one per line, origin on the first line.
 fn row(s: &mut String, st: &Value) {
     let key = text(&st["key"]);
@@ -594,29 +564,4 @@ pub fn render(v: &Value) -> String {
         }
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fold;
-
-    #[test]
-    fn fold_wraps_at_80_and_keeps_long_words_whole() {
-        let mut s = String::new();
-        let long = "x".repeat(90);
-        fold(
-            &mut s,
-            "  - ",
-            &format!("{} a b {long} c", "word ".repeat(30)),
-            4,
-        );
-        let lines: Vec<&str> = s.lines().collect();
-        assert!(
-            lines
-                .iter()
-                .all(|l| l.chars().count() <= 80 || l.trim() == long)
-        );
-        assert!(lines.iter().any(|l| l.trim() == long));
-        assert!(lines[1..].iter().all(|l| l.starts_with("    ")));
-    }
 }

@@ -226,7 +226,7 @@ pub fn render_routes(v: &Value) -> String {
 }
 
 /// A JSON scalar as text: strings bare, `null` or missing as `-`.
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -290,7 +290,7 @@ fn first_column(s: &mut String, first: &str, w: usize, rest: &str) {
 
 /// Writes `label value`, folding `value` at spaces onto lines indented by `indent` so that no
 /// line passes [`WIDTH`]; a word longer than a line is cut.
-fn fold(s: &mut String, label: &str, value: &str, indent: usize) {
+pub(crate) fn fold(s: &mut String, label: &str, value: &str, indent: usize) {
     let mut line = label.to_owned();
     let mut has_word = false;
     for word in value.split_whitespace() {

@@ -132,7 +132,7 @@ pub struct Observed {
 pub struct Scope {
     /// The routing table our routes go into.
     pub table: u32,
-    /// Our `rtm_protocol` (bridgehead's is 0xbe).
+    /// Our `rtm_protocol` (bridgehead uses 248).
     pub protocol: u8,
     /// The metric our routes carry.
     pub metric: u32,

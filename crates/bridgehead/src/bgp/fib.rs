@@ -1,11 +1,12 @@
 //! Kernel route sync for the BGP service, two ways:
 //! - [`FibSync::sync`], the full reconcile: dumps our table through `bh_sys::link`, asks
 //!   [`bh_fib::reconcile`] what to change, and applies the ops. At start-up, after a device
-//!   changed state, after an error, and now and then while conflicts are pending.
+//!   changed state, and after an error.
 //! - [`FibSync::apply`], the incremental one: only the prefixes whose best routes changed, with
 //!   no dump, against the set of prefixes it installed. A prefix new to us is added with
 //!   `NLM_F_EXCL`, so a route someone else holds is never overwritten; the unexpected `EEXIST`
-//!   asks for a full reconcile, which sorts ours from theirs.
+//!   asks for a full reconcile, which sorts ours from theirs. A prefix another protocol holds
+//!   is tried again now and then with the same exclusive add ([`FibSync::retry_conflict`]).
 //!
 //! Only routes with [`crate::daemon::RTPROT_BRIDGEHEAD`], in the configured table, at the
 //! configured metric are ever replaced or deleted; a prefix held by another protocol's route at
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use bh_fib::{Desired, NextHop, Observed, Op, Prefix, Scope};
+use bh_fib::{Desired, NextHop, NextHops, Observed, Op, Prefix, Scope};
 use bh_sys::link::{self, Netlink};
 
 /// Counters of what the sync did, for status.
@@ -72,46 +73,30 @@ impl FibSync {
         self.installed.contains(prefix)
     }
 
-    /// Whether desired prefixes are held by other protocols' routes (a full sync notices when
-    /// they go).
+    /// Whether desired prefixes are held by other protocols' routes.
     pub fn has_conflicts(&self) -> bool {
         !self.conflicts.is_empty()
     }
 
-    /// Applies `changes` (prefix → next hops; no next hops: not wanted any more) without a
-    /// dump. Returns whether a full [`FibSync::sync`] is needed: a kernel request failed, or a
-    /// prefix we never installed is already held (by a route of ours left from an error, or by
-    /// another protocol's).
-    pub fn apply(&mut self, changes: &Desired) -> bool {
-        let Scope {
-            table,
-            protocol,
-            metric,
-        } = self.scope;
-        let mut full = false;
-        for (prefix, nexthops) in changes {
-            let (dst, len) = (prefix.addr(), prefix.prefix_len());
-            if nexthops.is_empty() {
-                self.conflicts.remove(prefix);
-                if !self.installed.remove(prefix) {
-                    continue;
-                }
-                match self.nl.delete_route(dst, len, table, protocol, metric) {
-                    Ok(()) => {
-                        self.counters.deleted = self.counters.deleted.saturating_add(1);
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                    Err(e) => {
-                        self.counters.errors = self.counters.errors.saturating_add(1);
-                        tracing::warn!(%prefix, error = %e, "cannot remove route");
-                        full = true;
-                    }
-                }
-                continue;
-            }
-            if self.conflicts.contains(prefix) {
-                continue;
-            }
+    /// The desired prefixes other protocols' routes held at the last look.
+    pub fn conflicts(&self) -> Vec<Prefix> {
+        self.conflicts.iter().copied().collect()
+    }
+
+    /// Tries a held prefix again with an exclusive add of `nexthops` (none: it is not wanted
+    /// any more, so forget it): installed if the other route is gone, else still held.
+    pub fn retry_conflict(&mut self, prefix: &Prefix, nexthops: &NextHops) {
+        if !self.conflicts.contains(prefix) {
+            return;
+        }
+        if nexthops.is_empty() {
+            self.conflicts.remove(prefix);
+        } else {
+            let Scope {
+                table,
+                protocol,
+                metric,
+            } = self.scope;
             let hops: Vec<link::NextHop> = nexthops
                 .iter()
                 .map(|h| link::NextHop {
@@ -119,28 +104,87 @@ impl FibSync {
                     gateway: h.gateway,
                 })
                 .collect();
-            let ours = self.installed.contains(prefix);
-            let r = if ours {
-                self.nl
-                    .replace_route(dst, len, &hops, table, protocol, metric)
-            } else {
-                self.nl
-                    .add_route_exclusive(dst, len, &hops, table, protocol, metric)
-            };
-            match r {
+            let (dst, len) = (prefix.addr(), prefix.prefix_len());
+            match self
+                .nl
+                .add_route_exclusive(dst, len, &hops, table, protocol, metric)
+            {
                 Ok(()) => {
                     self.counters.replaced = self.counters.replaced.saturating_add(1);
+                    self.conflicts.remove(prefix);
                     self.installed.insert(*prefix);
+                    tracing::info!(%prefix, "the other route is gone; ours is installed");
                 }
-                Err(e) if !ours && e.raw_os_error() == Some(libc::EEXIST) => full = true,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => {
                     self.counters.errors = self.counters.errors.saturating_add(1);
                     tracing::warn!(%prefix, error = %e, "cannot install route");
-                    full = true;
                 }
             }
         }
-        full
+        self.counters.conflicts = self.conflicts.len() as u64;
+    }
+
+    /// Applies one change without a dump: `prefix` is now wanted with `nexthops` (none: not
+    /// wanted any more). Returns whether a full [`FibSync::sync`] is needed: a kernel request
+    /// failed, or a prefix we never installed is already held (by a route of ours left from an
+    /// error, or by another protocol's).
+    pub fn apply(&mut self, prefix: &Prefix, nexthops: &NextHops) -> bool {
+        let Scope {
+            table,
+            protocol,
+            metric,
+        } = self.scope;
+        let (dst, len) = (prefix.addr(), prefix.prefix_len());
+        if nexthops.is_empty() {
+            self.conflicts.remove(prefix);
+            if !self.installed.remove(prefix) {
+                return false;
+            }
+            return match self.nl.delete_route(dst, len, table, protocol, metric) {
+                Ok(()) => {
+                    self.counters.deleted = self.counters.deleted.saturating_add(1);
+                    false
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => false,
+                Err(e) => {
+                    self.counters.errors = self.counters.errors.saturating_add(1);
+                    tracing::warn!(%prefix, error = %e, "cannot remove route");
+                    true
+                }
+            };
+        }
+        if self.conflicts.contains(prefix) {
+            return false;
+        }
+        let hops: Vec<link::NextHop> = nexthops
+            .iter()
+            .map(|h| link::NextHop {
+                ifindex: h.ifindex,
+                gateway: h.gateway,
+            })
+            .collect();
+        let ours = self.installed.contains(prefix);
+        let r = if ours {
+            self.nl
+                .replace_route(dst, len, &hops, table, protocol, metric)
+        } else {
+            self.nl
+                .add_route_exclusive(dst, len, &hops, table, protocol, metric)
+        };
+        match r {
+            Ok(()) => {
+                self.counters.replaced = self.counters.replaced.saturating_add(1);
+                self.installed.insert(*prefix);
+                false
+            }
+            Err(e) if !ours && e.raw_os_error() == Some(libc::EEXIST) => true,
+            Err(e) => {
+                self.counters.errors = self.counters.errors.saturating_add(1);
+                tracing::warn!(%prefix, error = %e, "cannot install route");
+                true
+            }
+        }
     }
 
     fn observe(&mut self) -> Result<Vec<Observed>> {

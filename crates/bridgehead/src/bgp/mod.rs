@@ -17,7 +17,7 @@
 //! - feeds bytes in, writes bytes out (non-blocking, with a bounded per-connection backlog),
 //!   and drives the speaker's timers from a monotonic clock;
 //! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`], changed
-//!   prefixes only (a full reconcile at start, on device changes, errors and conflicts): routes tagged
+//!   prefixes only (a full reconcile at start, on device changes and after errors): routes tagged
 //!   [`crate::daemon::RTPROT_BRIDGEHEAD`], in `[bgp].table` at `[bgp].metric`, ECMP over the
 //!   neighbors' devices; stale routes of an earlier run are removed at start-up;
 //! - watches links ([`bh_sys::link::LinkWatch`]): a device going down (a tunnel's, or the link
@@ -80,7 +80,7 @@ const TICK: Duration = Duration::from_millis(200);
 const STATUS_ROUTES: usize = 1000;
 /// Shortest interval between two kernel syncs.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
-/// How often a full reconcile looks again at prefixes other protocols' routes held.
+/// How often the prefixes other protocols' routes held are tried again.
 const CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 /// Shortest interval between two status snapshots.
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
@@ -260,20 +260,17 @@ struct Loop {
     fib: Option<FibSync>,
     fib_dirty: bool,
     /// Prefixes whose best routes changed since the last sync: the incremental sync's work.
-    fib_changed: BTreeSet<bh_fib::Prefix>,
+    fib_changed: BTreeSet<bh_bgp::Prefix>,
     /// The next sync must be a full reconcile (a device changed state, or a change failed).
     fib_full: bool,
-    /// When the last full reconcile ran.
-    last_full: std::time::Instant,
+    /// When the prefixes other protocols held were last tried again.
+    last_recheck: std::time::Instant,
     /// When the kernel was last synced and the status last published (both rate-limited, so
     /// a large table arriving costs one dump per interval, not one per read).
     last_sync: std::time::Instant,
     last_status: std::time::Instant,
     /// A session changed state or recorded an error: publish the status without waiting.
     status_now: bool,
-    /// The best next hops per prefix; equal sets share one allocation (`last_hops`).
-    best: BTreeMap<bh_fib::Prefix, Arc<[bh_bgp::speaker::NextHop]>>,
-    last_hops: Option<Arc<[bh_bgp::speaker::NextHop]>>,
     down: BTreeSet<u32>,
     status: Arc<Mutex<Value>>,
     cfg: Config,
@@ -383,12 +380,10 @@ impl Loop {
             fib_dirty: false,
             fib_changed: BTreeSet::new(),
             fib_full: false,
-            last_full: std::time::Instant::now(),
+            last_recheck: std::time::Instant::now(),
             last_sync: std::time::Instant::now(),
             last_status: std::time::Instant::now(),
             status_now: true,
-            best: BTreeMap::new(),
-            last_hops: None,
             down: BTreeSet::new(),
             status,
             cfg: cfg.clone(),
@@ -945,24 +940,9 @@ impl Loop {
                     i.flaps = i.flaps.saturating_add(1);
                 }
             }
-            SpeakerEvent::BestRoutesChanged { prefix, next_hops } => {
-                let Ok(p) = bh_fib::Prefix::new(prefix.addr(), prefix.len()) else {
-                    return;
-                };
-                if next_hops.is_empty() {
-                    self.best.remove(&p);
-                } else {
-                    let shared = match &self.last_hops {
-                        Some(l) if **l == *next_hops => Arc::clone(l),
-                        _ => {
-                            let a: Arc<[bh_bgp::speaker::NextHop]> = Arc::from(next_hops);
-                            self.last_hops = Some(Arc::clone(&a));
-                            a
-                        }
-                    };
-                    self.best.insert(p, shared);
-                }
-                self.fib_changed.insert(p);
+            // The speaker's Loc-RIB holds the next hops; the kernel follows at the next sync.
+            SpeakerEvent::BestRoutesChanged { prefix, .. } => {
+                self.fib_changed.insert(prefix);
                 self.fib_dirty = true;
             }
             SpeakerEvent::MaxPrefixExceeded {
@@ -1059,50 +1039,67 @@ impl Loop {
 
     /// Every route wanted in the kernel, for the full reconcile.
     fn desired(&mut self) -> bh_fib::Desired {
-        let best = std::mem::take(&mut self.best);
+        // The speaker is set aside while its Loc-RIB is read (resolving needs `&mut self`).
+        let Some(sp) = self.speaker.take() else {
+            return bh_fib::Desired::new();
+        };
         let mut want = bh_fib::Desired::new();
         // Next hops repeat across prefixes: resolve each once per sync.
         let mut resolved = HashMap::new();
-        for (p, hops) in &best {
+        for (p, hops) in sp.best_routes() {
+            let Ok(kp) = bh_fib::Prefix::new(p.addr(), p.len()) else {
+                continue;
+            };
             let set = self.kernel_hops(hops, &mut resolved);
             if !set.is_empty() {
-                want.insert(*p, set);
+                want.insert(kp, set);
             }
         }
-        self.best = best;
+        self.speaker = Some(sp);
         want
     }
 
-    /// The routes of the prefixes changed since the last sync (no next hops: not wanted).
-    fn changes(&mut self) -> bh_fib::Desired {
+    /// Applies the prefixes changed since the last sync one by one (no table-sized batch);
+    /// returns whether a full reconcile is needed.
+    fn apply_changes(&mut self) -> bool {
         let changed = std::mem::take(&mut self.fib_changed);
-        let best = std::mem::take(&mut self.best);
+        let Some(sp) = self.speaker.take() else {
+            return false;
+        };
         let mut resolved = HashMap::new();
-        let mut out = bh_fib::Desired::new();
-        for p in changed {
-            let set = match best.get(&p) {
+        let mut full = false;
+        for p in &changed {
+            let Ok(kp) = bh_fib::Prefix::new(p.addr(), p.len()) else {
+                continue;
+            };
+            let set = match sp.best_route(p) {
                 Some(hops) => self.kernel_hops(hops, &mut resolved),
                 None => BTreeSet::new(),
             };
-            out.insert(p, set);
+            if let Some(f) = self.fib.as_mut() {
+                full |= f.apply(&kp, &set);
+            }
         }
-        self.best = best;
-        out
+        self.speaker = Some(sp);
+        full
     }
 
     /// Brings the kernel up to date: the changed prefixes only, or a full reconcile when one
     /// is due (see [`fib`]). Rate-limited to one sync per [`SYNC_INTERVAL`].
     fn sync_fib(&mut self) {
         let recheck = self.fib.as_ref().is_some_and(FibSync::has_conflicts)
-            && self.last_full.elapsed() >= CONFLICT_RECHECK;
-        if !(self.fib_dirty || recheck) || self.last_sync.elapsed() < SYNC_INTERVAL {
+            && self.last_recheck.elapsed() >= CONFLICT_RECHECK;
+        if recheck {
+            self.last_recheck = std::time::Instant::now();
+            self.retry_conflicts();
+        }
+        if !self.fib_dirty || self.last_sync.elapsed() < SYNC_INTERVAL {
             return;
         }
         self.fib_dirty = false;
         self.last_sync = std::time::Instant::now();
-        if self.fib_full || recheck {
+        if self.fib_full {
             self.fib_full = false;
-            self.last_full = self.last_sync;
             self.fib_changed.clear();
             let want = self.desired();
             if let Some(f) = self.fib.as_mut() {
@@ -1114,13 +1111,34 @@ impl Loop {
             }
             return;
         }
-        let changes = self.changes();
-        if let Some(f) = self.fib.as_mut() {
-            if f.apply(&changes) {
-                self.fib_full = true;
-                self.fib_dirty = true;
+        if self.apply_changes() {
+            self.fib_full = true;
+            self.fib_dirty = true;
+        }
+    }
+
+    /// Tries again the prefixes other protocols' routes held (no dump: one exclusive add each).
+    fn retry_conflicts(&mut self) {
+        let Some(held) = self.fib.as_ref().map(FibSync::conflicts) else {
+            return;
+        };
+        let Some(sp) = self.speaker.take() else {
+            return;
+        };
+        let mut resolved = HashMap::new();
+        for kp in held {
+            let hops = bh_bgp::Prefix::new(kp.addr(), kp.prefix_len())
+                .ok()
+                .and_then(|p| sp.best_route(&p));
+            let set = match hops {
+                Some(h) => self.kernel_hops(h, &mut resolved),
+                None => BTreeSet::new(),
+            };
+            if let Some(f) = self.fib.as_mut() {
+                f.retry_conflict(&kp, &set);
             }
         }
+        self.speaker = Some(sp);
     }
 
     fn publish_status(&mut self) {
@@ -1177,18 +1195,18 @@ impl Loop {
             })
         }));
         let fib = self.fib.as_ref();
-        let routes: Vec<Value> = self
-            .best
-            .iter()
+        let routes: Vec<Value> = sp
+            .best_routes()
             .take(STATUS_ROUTES)
             .map(|(p, hops)| {
+                let kp = bh_fib::Prefix::new(p.addr(), p.len()).ok();
                 json!({
                     "prefix": p.to_string(),
                     "next_hops": hops.iter().map(|h| json!({
                         "address": h.addr.to_string(),
                         "neighbor": self.neighbor_name(h.peer),
                     })).collect::<Vec<_>>(),
-                    "installed": fib.is_some_and(|f| f.is_installed(p)),
+                    "installed": fib.zip(kp).is_some_and(|(f, kp)| f.is_installed(&kp)),
                 })
             })
             .collect();
@@ -1199,7 +1217,7 @@ impl Loop {
             "table": self.bgp.table,
             "metric": self.bgp.metric,
             "neighbors": neighbors,
-            "routes_total": self.best.len(),
+            "routes_total": sp.best_count(),
             "routes": routes,
             "fib": { "replaced": c.replaced, "deleted": c.deleted, "conflicts": c.conflicts, "errors": c.errors },
         });
