@@ -31,8 +31,15 @@
 //! failures); the others wait for the peer. On stop, every IKE SA is deleted (INFORMATIONAL
 //! DELETE, RFC 7296 §1.4.1) before the thread ends.
 //!
-//! Not done here: configuration reload, IPv6 IKE sockets bound separately from IPv4 (the one
-//! socket has the family of `private_ip`), more than one IKE socket per appliance.
+//! Configuration reload ([`IkeService::apply`]): the thread takes [`IkeChange`]s between
+//! datagrams. An added tunnel is configured and started (binding the port-500 socket if it is
+//! the first IKE tunnel); a removed one has its SAs deleted at the peer and is forgotten; a
+//! replaced one (PSK, proposals, lifetimes, DPD, initiate, peer or identities changed) has its
+//! SAs deleted at the peer and is negotiated again with the new settings. Other tunnels and
+//! their SAs are not touched.
+//!
+//! Not done here: IPv6 IKE sockets bound separately from IPv4 (the one socket has the family
+//! of `private_ip`), more than one IKE socket per appliance.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,9 +118,54 @@ pub struct IkeService {
     counters: Arc<Mutex<EndpointCounters>>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    commands: Mutex<std::sync::mpsc::Sender<Reconfigure>>,
 }
 
+/// One change of the IKE tunnels on configuration reload; `index` is the tunnel's dataplane
+/// index.
+#[derive(Debug, Clone)]
+pub enum IkeChange {
+    /// A new IKE tunnel (its device and dataplane slot exist already).
+    Add {
+        /// Dataplane index.
+        index: usize,
+        /// Its configuration (`ike` is set).
+        tunnel: bh_config::Tunnel,
+    },
+    /// The tunnel goes: its SAs are deleted at the peer.
+    Remove {
+        /// Dataplane index.
+        index: usize,
+    },
+    /// The tunnel's IKE settings changed: its SAs are deleted at the peer and it is
+    /// negotiated again with `tunnel`'s settings.
+    Replace {
+        /// Dataplane index.
+        index: usize,
+        /// The new configuration (`ike` is set).
+        tunnel: bh_config::Tunnel,
+    },
+}
+
+/// A batch of changes and where to report that they were applied (or what failed).
+struct Reconfigure {
+    changes: Vec<IkeChange>,
+    done: std::sync::mpsc::SyncSender<Vec<String>>,
+}
+
+/// How long [`IkeService::apply`] waits for the thread.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
 /// The engine's view of one configured tunnel.
+/// The state shown for a tunnel before its first IKE SA.
+fn waiting_state(initiate: bool) -> &'static str {
+    if initiate {
+        "connecting"
+    } else {
+        "waiting for the peer"
+    }
+}
+
 fn tunnel_config(
     name: &str,
     local: SocketAddr,
@@ -170,62 +222,31 @@ fn tunnel_config(
 }
 
 /// Starts the IKE service for the configured IKE tunnels (manual tunnels are left alone).
-/// With no IKE tunnel it runs nothing and only drains the queue.
+/// The port-500 socket is bound with the first IKE tunnel (at start or on a reload).
 pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Result<IkeService> {
     let bind_ip = cfg
         .appliance
         .private_ip
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let esp_port = cfg.dataplane.udp_port;
-    let mut endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
-    let mut status = Vec::new();
-    let mut ids = Vec::new();
-    for (index, t) in cfg.tunnels.iter().enumerate() {
-        let Some(ike) = &t.ike else { continue };
-        let local = SocketAddr::new(bind_ip, IKE_PORT);
-        let remote = SocketAddr::new(t.peer, IKE_PORT);
-        let force_udp = t.encap == bh_config::Encap::Udp;
-        let id = endpoint.add_tunnel(tunnel_config(&t.name, local, remote, ike, force_udp));
-        ids.push((id, index));
-        status.push(TunnelStatus {
-            name: t.name.clone(),
-            index,
-            initiator: ike.settings.initiate,
-            ike_state: if ike.settings.initiate {
-                "connecting"
-            } else {
-                "waiting for the peer"
-            },
-            ..TunnelStatus::default()
-        });
-    }
-    let status = Arc::new(Mutex::new(status));
+    let endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+    let status = Arc::new(Mutex::new(Vec::new()));
     let counters = Arc::new(Mutex::new(EndpointCounters::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    if ids.is_empty() {
-        // Nothing to negotiate; the queue is dropped and its messages count as ike_dropped.
-        drop(rx);
-        return Ok(IkeService {
-            status,
-            counters,
-            stop,
-            thread: Mutex::new(None),
-        });
-    }
-    let socket = UdpSocket::bind(SocketAddr::new(bind_ip, IKE_PORT))
-        .with_context(|| format!("binding the IKE socket {bind_ip}:{IKE_PORT}"))?;
-    socket.set_read_timeout(Some(TICK))?;
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let mut shell = Shell {
         endpoint,
-        socket,
+        socket: None,
+        bind_ip,
         dp,
         rx,
-        ids,
+        commands: cmd_rx,
+        ids: Vec::new(),
         status: Arc::clone(&status),
         counters: Arc::clone(&counters),
         origin: std::time::Instant::now(),
         esp_port,
-        replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
+        replay_window: Vec::new(),
         pending: Vec::new(),
         live: Vec::new(),
         retiring: Vec::new(),
@@ -233,6 +254,9 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         rx_seen: Vec::new(),
         rx_checked: std::time::Instant::now(),
     };
+    for (index, t) in cfg.tunnels.iter().enumerate() {
+        shell.add_tunnel(index, t)?;
+    }
     let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
         .name("ike".into())
@@ -243,7 +267,33 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         counters,
         stop,
         thread: Mutex::new(Some(thread)),
+        commands: Mutex::new(cmd_tx),
     })
+}
+
+impl IkeService {
+    /// Applies configuration changes (see [`IkeChange`]) on the IKE thread and returns once
+    /// they are applied; an error lists what could not be done (e.g. the IKE socket could not
+    /// be bound for the first IKE tunnel).
+    pub fn apply(&self, changes: Vec<IkeChange>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Reconfigure { changes, done })
+            .map_err(|_| anyhow::anyhow!("the IKE thread has stopped"))?;
+        let errors = wait
+            .recv_timeout(APPLY_WAIT)
+            .map_err(|_| anyhow::anyhow!("the IKE thread did not apply the changes in time"))?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{}", errors.join("; ")))
+        }
+    }
 }
 
 impl IkeService {
@@ -312,9 +362,13 @@ impl Drop for IkeService {
 /// The thread's state.
 struct Shell {
     endpoint: Endpoint,
-    socket: UdpSocket,
+    /// The port-500 socket, bound with the first IKE tunnel.
+    socket: Option<UdpSocket>,
+    bind_ip: IpAddr,
     dp: Arc<Dataplane>,
     rx: Receiver<IkeDatagram>,
+    /// Configuration changes from [`IkeService::apply`].
+    commands: Receiver<Reconfigure>,
     /// Engine tunnel id → dataplane tunnel index.
     ids: Vec<(TunnelId, usize)>,
     status: Arc<Mutex<Vec<TunnelStatus>>>,
@@ -322,6 +376,7 @@ struct Shell {
     counters: Arc<Mutex<EndpointCounters>>,
     origin: std::time::Instant,
     esp_port: u16,
+    /// Anti-replay window per dataplane index.
     replay_window: Vec<u32>,
     /// Rekeyed outbound SAs waiting to replace the old ones (see the module documentation).
     pending: Vec<PendingOutbound>,
@@ -384,22 +439,44 @@ impl Shell {
         }
         self.flush();
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let local500 = self.socket.local_addr().ok();
         while !stop.load(Ordering::Relaxed) {
             // Port 500, with the read timeout as the tick.
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, src)) => {
-                    let local = local500.unwrap_or_else(|| SocketAddr::new(src.ip(), IKE_PORT));
-                    if let Some(data) = buf.get(..n) {
-                        self.datagram(src, local, data);
+            let received = match &self.socket {
+                Some(socket) => {
+                    let local500 = socket.local_addr().ok();
+                    match socket.recv_from(&mut buf) {
+                        Ok((n, src)) => Some((
+                            n,
+                            src,
+                            local500.unwrap_or_else(|| SocketAddr::new(src.ip(), IKE_PORT)),
+                        )),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            None
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "IKE socket receive failed");
+                            None
+                        }
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => tracing::warn!(error = %e, "IKE socket receive failed"),
+                None => {
+                    std::thread::sleep(TICK);
+                    None
+                }
+            };
+            if let Some((n, src, local)) = received {
+                if let Some(data) = buf.get(..n) {
+                    self.datagram(src, local, data);
+                }
+            }
+            while let Ok(req) = self.commands.try_recv() {
+                let errors = self.reconfigure(req.changes);
+                let _ = req.done.send(errors);
             }
             // Port 4500, from the dataplane.
             loop {
@@ -429,6 +506,117 @@ impl Shell {
         self.retire_inbound(true);
     }
 
+    /// Configures IKE tunnel `t` (dataplane index `index`) in the engine, binding the port-500
+    /// socket if it is the first; manual-key tunnels are skipped. Does not start it.
+    fn add_tunnel(&mut self, index: usize, t: &bh_config::Tunnel) -> Result<Option<TunnelId>> {
+        let Some(ike) = &t.ike else { return Ok(None) };
+        if self.socket.is_none() {
+            let socket = UdpSocket::bind(SocketAddr::new(self.bind_ip, IKE_PORT))
+                .with_context(|| format!("binding the IKE socket {}:{IKE_PORT}", self.bind_ip))?;
+            socket.set_read_timeout(Some(TICK))?;
+            self.socket = Some(socket);
+        }
+        let id = self.endpoint.add_tunnel(self.engine_config(t, ike));
+        self.ids.push((id, index));
+        if self.replay_window.len() <= index {
+            self.replay_window.resize(index + 1, 1024);
+        }
+        if let Some(w) = self.replay_window.get_mut(index) {
+            *w = t.replay_window;
+        }
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TunnelStatus {
+                name: t.name.clone(),
+                index,
+                initiator: ike.settings.initiate,
+                ike_state: waiting_state(ike.settings.initiate),
+                ..TunnelStatus::default()
+            });
+        Ok(Some(id))
+    }
+
+    /// The engine's configuration of `t`.
+    fn engine_config(&self, t: &bh_config::Tunnel, ike: &TunnelIke) -> TunnelIkeConfig {
+        let local = SocketAddr::new(self.bind_ip, IKE_PORT);
+        let remote = SocketAddr::new(t.peer, IKE_PORT);
+        let force_udp = t.encap == bh_config::Encap::Udp;
+        tunnel_config(&t.name, local, remote, ike, force_udp)
+    }
+
+    /// Applies reload changes; returns what failed.
+    fn reconfigure(&mut self, changes: Vec<IkeChange>) -> Vec<String> {
+        let mut errors = Vec::new();
+        for c in changes {
+            let now = self.now();
+            match c {
+                IkeChange::Add { index, tunnel } => match self.add_tunnel(index, &tunnel) {
+                    Ok(Some(id)) => {
+                        tracing::info!(tunnel = %tunnel.name, "reload: IKE tunnel added");
+                        if tunnel.ike.as_ref().is_some_and(|i| i.settings.initiate) {
+                            self.endpoint.initiate(now, id);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => errors.push(format!("tunnel {}: {e:#}", tunnel.name)),
+                },
+                IkeChange::Remove { index } => {
+                    let Some(pos) = self.ids.iter().position(|(_, i)| *i == index) else {
+                        continue;
+                    };
+                    let (id, _) = self.ids[pos];
+                    self.endpoint.remove_tunnel(now, id);
+                    // The SAs' down events are handled while the tunnel is still known.
+                    self.flush();
+                    self.ids.remove(pos);
+                    if pos < self.rx_seen.len() {
+                        self.rx_seen.remove(pos);
+                    }
+                    {
+                        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                        if pos < st.len() {
+                            st.remove(pos);
+                        }
+                    }
+                    self.pending.retain(|p| p.idx != index);
+                    self.live.retain(|l| l.idx != index);
+                    tracing::info!(tunnel = index, "reload: IKE tunnel removed");
+                }
+                IkeChange::Replace { index, tunnel } => {
+                    let Some(ike) = &tunnel.ike else { continue };
+                    let Some(pos) = self.ids.iter().position(|(_, i)| *i == index) else {
+                        continue;
+                    };
+                    let (id, _) = self.ids[pos];
+                    let cfg = self.engine_config(&tunnel, ike);
+                    self.endpoint.replace_tunnel(now, id, cfg);
+                    self.flush();
+                    self.pending.retain(|p| p.idx != index);
+                    if let Some(w) = self.replay_window.get_mut(index) {
+                        *w = tunnel.replay_window;
+                    }
+                    let initiate = ike.settings.initiate;
+                    self.with_status(pos, |s| {
+                        s.initiator = initiate;
+                        s.ike_state = waiting_state(initiate);
+                        s.ike_spi = None;
+                        s.child = None;
+                        s.up_since = None;
+                        s.no_proposal = None;
+                        s.down_reason = Some("configuration changed".into());
+                    });
+                    if initiate {
+                        self.endpoint.initiate(now, id);
+                    }
+                    tracing::info!(tunnel = %tunnel.name, "reload: IKE tunnel replaced; negotiating again");
+                }
+            }
+        }
+        self.flush();
+        errors
+    }
+
     /// Hands one IKE message to the engine and acts on what it produces.
     fn datagram(&mut self, src: SocketAddr, local: SocketAddr, data: &[u8]) {
         /// Offset of the flags octet in the IKE header (RFC 7296 §3.1).
@@ -447,8 +635,10 @@ impl Shell {
         while let Some(t) = self.endpoint.poll_transmit() {
             let r = if t.src.port() == self.esp_port {
                 self.dp.send_ike(t.dst, &t.data)
+            } else if let Some(socket) = &self.socket {
+                socket.send_to(&t.data, t.dst).map(|_| ())
             } else {
-                self.socket.send_to(&t.data, t.dst).map(|_| ())
+                Err(std::io::Error::other("no IKE socket"))
             };
             if let Err(e) = r {
                 tracing::warn!(dst = %t.dst, error = %e, "sending IKE failed");
