@@ -17,12 +17,15 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridgehead::netns::Namespaces;
 use bridgehead::peers::bgpd::{Bgpd, BgpdConfig, Kind, Neighbor, wait_for};
 use bridgehead::peers::strongswan::{Charon, IkeSaInfo, Profile, StartAction, SwanConn};
 use serde_json::Value;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 const US_AS: u32 = 65010;
 const FRR_AS: u32 = 64512;
@@ -72,6 +75,8 @@ struct World {
     nss: Namespaces,
     dir: PathBuf,
     us: String,
+    /// Our daemon's PID (for SIGHUP).
+    us_pid: u32,
     peers: Vec<Peer>,
     charons: Vec<Charon>,
 }
@@ -90,7 +95,11 @@ impl World {
             bridgehead::lab::is_root(),
             "this test builds network namespaces and must run as root (CI does)"
         );
-        let prefix = format!("bhrl{}", std::process::id());
+        let prefix = format!(
+            "bhrl{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = std::env::temp_dir().join(&prefix);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -98,6 +107,7 @@ impl World {
             nss: Namespaces::new(),
             dir,
             us: format!("{prefix}-us"),
+            us_pid: 0,
             peers: Vec::new(),
             charons: Vec::new(),
         };
@@ -148,6 +158,61 @@ impl World {
         w
     }
 
+    /// FRR in p1 (announcing 10.61.0.0/24) and BIRD in p2 (10.62.0.0/24), each peering with
+    /// our inside address of its tunnel; FRR's directory for vtysh.
+    fn bgp_peers(&mut self) -> (Bgpd, PathBuf, Bgpd) {
+        let (p1_ns, p2_ns) = (self.peers[0].ns.clone(), self.peers[1].ns.clone());
+        let frr_dir = self.dir.join("frr-p1");
+        let frr = Bgpd::start(
+            &mut self.nss,
+            Kind::Frr,
+            &p1_ns,
+            &frr_dir,
+            "frr-p1",
+            &BgpdConfig {
+                asn: FRR_AS,
+                router_id: "172.31.0.11".parse().unwrap(),
+                neighbors: vec![neighbor(&self.peers[0].ours(), US_AS)],
+                announce: vec!["10.61.0.0/24".into()],
+                kernel: false,
+                graceful_restart: None,
+            },
+        )
+        .unwrap();
+        let bird = Bgpd::start(
+            &mut self.nss,
+            Kind::Bird,
+            &p2_ns,
+            &self.dir.join("bird-p2"),
+            "bird-p2",
+            &BgpdConfig {
+                asn: BIRD_AS,
+                router_id: "172.31.0.12".parse().unwrap(),
+                neighbors: vec![neighbor(&self.peers[1].ours(), US_AS)],
+                announce: vec!["10.62.0.0/24".into()],
+                kernel: false,
+                graceful_restart: None,
+            },
+        )
+        .unwrap();
+        (frr, frr_dir, bird)
+    }
+
+    /// Waits until our session with `addr` has been Established for 6 s: a connect of ours
+    /// still in flight when the peer's own connection won would reset the session (FRR takes
+    /// a second connection from an established peer for a restart), so "before" pictures are
+    /// taken once a session has been up longer than a connect may take (5 s).
+    fn wait_settled(&self, addr: &str) -> Value {
+        let mut last = Value::Null;
+        wait_for(Duration::from_secs(60), "our session up for 6 s", || {
+            last = our_neighbor(self, addr);
+            Ok(last["state"] == "Established"
+                && last["uptime_secs"].as_u64().is_some_and(|u| u >= 6))
+        })
+        .unwrap_or_else(|e| panic!("{addr}: {e:#}: {last:#}\n{}", self.log()));
+        last
+    }
+
     fn control(&self) -> PathBuf {
         self.dir.join("us.sock")
     }
@@ -172,7 +237,7 @@ impl World {
             .env("RUST_LOG", "info,bridgehead=debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        self.nss.spawn("us-bridgehead", c).unwrap();
+        self.us_pid = self.nss.spawn("us-bridgehead", c).unwrap();
         let sock = self.control();
         wait_for(
             Duration::from_secs(20),
@@ -344,40 +409,8 @@ fn neighbor(addr: &str, asn: u32) -> Neighbor {
 #[test]
 fn reload_applies_only_what_changed() {
     let mut w = World::build();
-    let (p1_ns, p2_ns) = (w.peers[0].ns.clone(), w.peers[1].ns.clone());
-    let frr_dir = w.dir.join("frr-p1");
-    let frr = Bgpd::start(
-        &mut w.nss,
-        Kind::Frr,
-        &p1_ns,
-        &frr_dir,
-        "frr-p1",
-        &BgpdConfig {
-            asn: FRR_AS,
-            router_id: "172.31.0.11".parse().unwrap(),
-            neighbors: vec![neighbor(&w.peers[0].ours(), US_AS)],
-            announce: vec!["10.61.0.0/24".into()],
-            kernel: false,
-            graceful_restart: None,
-        },
-    )
-    .unwrap();
-    let bird = Bgpd::start(
-        &mut w.nss,
-        Kind::Bird,
-        &p2_ns,
-        &w.dir.join("bird-p2"),
-        "bird-p2",
-        &BgpdConfig {
-            asn: BIRD_AS,
-            router_id: "172.31.0.12".parse().unwrap(),
-            neighbors: vec![neighbor(&w.peers[1].ours(), US_AS)],
-            announce: vec!["10.62.0.0/24".into()],
-            kernel: false,
-            graceful_restart: None,
-        },
-    )
-    .unwrap();
+    let (frr, frr_dir, bird) = w.bgp_peers();
+    let p1_ns = w.peers[0].ns.clone();
     let (p1, p2, p3) = (&w.peers[0], &w.peers[1], &w.peers[2]);
     let v1 = config(
         &[("t1", p1, PSK1), ("t2", p2, PSK2)],
@@ -407,17 +440,7 @@ fn reload_applies_only_what_changed() {
         Ok(frr.learned(&w.nss)?.contains(&"10.70.0.0/24".to_owned()))
     })
     .unwrap();
-    // Settled: a connect of ours still in flight when FRR's own connection won would reset
-    // the session (FRR takes a second connection from an established peer for a restart), so
-    // the "before" picture is taken once our session has been up longer than a connect may
-    // take (5 s).
-    let mut last = Value::Null;
-    wait_for(t, "our session over t1 up for 6 s", || {
-        last = our_neighbor(&w, &p1_theirs);
-        Ok(last["state"] == "Established" && last["uptime_secs"].as_u64().is_some_and(|u| u >= 6))
-    })
-    .unwrap_or_else(|e| panic!("{e:#}: {last:#}\n{}", w.log()));
-    let ours_before = our_neighbor(&w, &p1_theirs);
+    let ours_before = w.wait_settled(&p1_theirs);
     let swan1_before = w.swan_sa(0);
     let swan2_before = w.swan_sa(1);
     let frr_before = frr_neighbor(&w, &p1_ns, &frr_dir, &p1_ours);
@@ -552,4 +575,128 @@ fn reload_applies_only_what_changed() {
         "{ours:#}"
     );
     eprintln!("reload with 4 changes took {reload_ms} ms (bridgehead reload, end to end)");
+}
+
+/// SIGHUP with a removed tunnel, a re-created one (its MTU changed), a static route added and
+/// a neighbor's hold time changed: the removed tunnel is deleted at the peer and its device
+/// is gone, the re-created one comes back with the new MTU and its BGP session re-forms, the
+/// changed neighbor is reset with Cease/Other Configuration Change, the route is in the
+/// kernel, and the untouched tunnel keeps its SAs.
+#[test]
+fn sighup_removes_recreates_and_resets_what_changed() {
+    let mut w = World::build();
+    let (frr, _frr_dir, bird) = w.bgp_peers();
+    let (p1, p2, p3) = (&w.peers[0], &w.peers[1], &w.peers[2]);
+    let v1 = config(
+        &[("t1", p1, PSK1), ("t2", p2, PSK2), ("t3", p3, PSK3)],
+        &[(p1, "t1", FRR_AS), (p2, "t2", BIRD_AS)],
+        &["10.70.0.0/24"],
+    );
+    let v2 = config(
+        &[("t1", p1, PSK1), ("t2", p2, PSK2)],
+        &[(p1, "t1", FRR_AS), (p2, "t2", BIRD_AS)],
+        &["10.70.0.0/24"],
+    )
+    .replacen(
+        "inside = [\"169.254.10.2/30\"]",
+        "inside = [\"169.254.10.2/30\"]\nroutes = [\"10.99.0.0/24\"]",
+        1,
+    )
+    .replacen(
+        "inside = [\"169.254.11.2/30\"]",
+        "inside = [\"169.254.11.2/30\"]\nmtu = 1300",
+        1,
+    )
+    .replacen(
+        "asn = 64512\ntunnel = \"t1\"\nhold_time = 30",
+        "asn = 64512\ntunnel = \"t1\"\nhold_time = 60",
+        1,
+    );
+    let (p1_ours, p2_ours) = (p1.ours(), p2.ours());
+    let (p1_theirs, p2_theirs, p3_theirs) = (p1.theirs(), p2.theirs(), p3.theirs());
+    w.write_config(&v1);
+    w.start_us();
+    let t1_before = w.wait_child("t1");
+    let t2_before = w.wait_child("t2");
+    w.wait_child("t3");
+    let t = Duration::from_secs(60);
+    frr.wait_established(&w.nss, p1_ours.parse().unwrap(), t)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", w.log()));
+    bird.wait_established(&w.nss, p2_ours.parse().unwrap(), t)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", w.log()));
+    w.wait_settled(&p1_theirs);
+    w.wait_settled(&p2_theirs);
+    assert_eq!(w.ping(&p3_theirs, 3), 3, "t3 carries traffic");
+    w.swan_sa(2);
+
+    w.write_config(&v2);
+    bridgehead::netns::run(
+        std::process::Command::new("kill").args(["-HUP", &w.us_pid.to_string()]),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "the reload to finish", || {
+        Ok(w.log().contains("reload done trigger=\"SIGHUP\""))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", w.log()));
+    let log = w.log();
+    assert!(
+        log.contains("reload done trigger=\"SIGHUP\" ok=true"),
+        "{log}"
+    );
+    for want in [
+        "change=tunnel t3: removed",
+        "change=tunnel t2: re-created (mtu changed)",
+        "change=tunnel t1: route 10.99.0.0/24 added",
+        &format!(
+            "change=bgp neighbor {p1_theirs}: reset with Cease/Other Configuration Change (hold_time changed)"
+        ),
+        &format!(
+            "change=bgp neighbor {p2_theirs}: reset with Cease/Other Configuration Change (its tunnel changed)"
+        ),
+    ] {
+        assert!(log.contains(want), "{want:?} not logged:\n{log}");
+    }
+
+    // t3: deleted at the peer, device gone with its address.
+    w.charons[2]
+        .wait_sas(&w.nss, Duration::from_secs(20), |s| {
+            !s.iter().any(IkeSaInfo::is_up)
+        })
+        .unwrap();
+    assert!(
+        w.nss.ip(&w.us, &["link", "show", "bh-t3"]).is_err(),
+        "bh-t3 outlived its tunnel"
+    );
+    assert!(w.ike("t3").is_null());
+    // t1: the route is ours, through its device; its SAs are the same.
+    let route = w
+        .nss
+        .ip(&w.us, &["-N", "route", "show", "10.99.0.0/24"])
+        .unwrap();
+    assert!(route.contains("dev bh-t1 proto 248"), "{route}");
+    let t1_after = w.ike("t1");
+    assert_eq!(t1_after["ike_spi"], t1_before["ike_spi"]);
+    assert_eq!(t1_after["child"], t1_before["child"]);
+    // t2: a new device with MTU 1300, new SAs, traffic.
+    let link = w.nss.ip(&w.us, &["link", "show", "bh-t2"]).unwrap();
+    assert!(link.contains("mtu 1300"), "{link}");
+    let mut t2_after = Value::Null;
+    wait_for(t, "t2 back up under new SPIs", || {
+        t2_after = w.ike("t2");
+        Ok(!t2_after["child"].is_null() && t2_after["child"] != t2_before["child"])
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {t2_after:#}\n{}", w.log()));
+    assert_eq!(w.ping(&p2_theirs, 3), 3, "t2 carries traffic again");
+    // FRR was told why its session was reset, and both sessions are back.
+    let st = frr.peer_state(&w.nss, p1_ours.parse().unwrap()).unwrap();
+    assert!(
+        st.last_error
+            .to_lowercase()
+            .contains("other configuration change"),
+        "{st:?}"
+    );
+    frr.wait_established(&w.nss, p1_ours.parse().unwrap(), t)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", w.log()));
+    bird.wait_established(&w.nss, p2_ours.parse().unwrap(), t)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", w.log()));
 }
