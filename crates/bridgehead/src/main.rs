@@ -258,14 +258,14 @@ fn reload(control: &std::path::Path, json: bool) -> Result<()> {
     if errors.is_empty() {
         return Ok(());
     }
-    let nothing_applied = applied.is_empty() && restart.is_empty();
-    if nothing_applied {
+    let invalid = v["invalid"].as_bool().unwrap_or(false);
+    if invalid {
         eprintln!("configuration not reloaded; the daemon keeps running the old one:");
     }
     for e in &errors {
         eprintln!("{e}");
     }
-    std::process::exit(if nothing_applied { 2 } else { 1 });
+    std::process::exit(if invalid { 2 } else { 1 });
 }
 
 /// Sends `req` on the control socket and prints the reply as JSON or through `render`.

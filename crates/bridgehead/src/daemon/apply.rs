@@ -27,9 +27,9 @@ const DEVICE_GONE: Duration = Duration::from_secs(3);
 
 impl Daemon {
     /// Re-reads the configuration file and applies what changed (see the module docs).
-    /// Returns `{"ok", "errors", "applied", "needs_restart"}`; `errors` holds every
-    /// configuration error (`FILE:LINE:COL: PATH: message`) when the file is invalid, in which
-    /// case nothing was changed. Everything is logged too (SIGHUP has no one to answer).
+    /// Returns `{"ok", "invalid", "errors", "applied", "needs_restart"}`. With `invalid`,
+    /// `errors` holds every configuration error (`FILE:LINE:COL: PATH: message`) and nothing
+    /// was changed; otherwise `errors` lists the changes that failed. Everything is logged too (SIGHUP has no one to answer).
     pub(super) fn reload(&self, trigger: &str) -> Value {
         let started = Instant::now();
         self.systemd
@@ -75,7 +75,13 @@ impl Daemon {
             Ok(c) => c,
             Err(errors) => {
                 let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                return json!({ "ok": false, "errors": errors, "applied": [], "needs_restart": [] });
+                return json!({
+                    "ok": false,
+                    "invalid": true,
+                    "errors": errors,
+                    "applied": [],
+                    "needs_restart": [],
+                });
             }
         };
         let mut run = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,6 +113,7 @@ impl Daemon {
         run.cfg = effective;
         json!({
             "ok": errors.is_empty(),
+            "invalid": false,
             "errors": errors,
             "applied": plan.lines(),
             "needs_restart": plan.restart,
