@@ -128,15 +128,19 @@ pub fn run(config: &Path, control: &Path, metrics: Option<SocketAddr>) -> Result
     let control_bgp = Arc::clone(&bgp);
     let control_status = Arc::clone(&full_status);
     let control_daemon = Arc::clone(&daemon);
-    crate::control::serve(listener, control.to_owned(), move |req| {
-        match req {
+    crate::control::serve(listener, control.to_owned(), move |req| match req {
         "status" => control_status().to_string(),
         "bgp" => crate::views::bgp_json(&control_bgp.status_json()).to_string(),
-        "routes" => crate::views::routes_json(&control_bgp.status_json()).to_string(),
         "reload" => control_daemon.reload("bridgehead reload").to_string(),
-        other => json!({ "error": format!("unknown request {other:?}; try: status, bgp, routes, reload") })
+        other => match crate::views::routes_request(other) {
+            Some(limit) => control_bgp.routes_view(limit).to_string(),
+            None => json!({
+                "error": format!(
+                    "unknown request {other:?}; try: status, bgp, routes [LIMIT], reload"
+                )
+            })
             .to_string(),
-    }
+        },
     })?;
     if let Some(addr) = metrics {
         let metrics_status = Arc::clone(&full_status);

@@ -1,4 +1,6 @@
-//! `bridgehead lab`: two sites joined by a manual-key tunnel, in network namespaces.
+//! The labs in network namespaces: the three-cloud lab that `bridgehead lab` runs
+//! ([`clouds`], its daemons' configurations in `roles`), and here the two-site lab
+//! (`bridgehead lab two-site`): two sites joined by a manual-key tunnel.
 //!
 //! ```text
 //!  lana ──── gwa ──────── nat ──────────── gwb ──── lanb
@@ -26,6 +28,9 @@ use anyhow::{Context, Result, bail};
 use bh_crypto::EspSuite;
 
 use crate::netns::{Namespaces, run};
+
+pub mod clouds;
+mod roles;
 
 /// The five hosts of the lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -475,7 +480,7 @@ fn gateway_config(
     s
 }
 
-/// `bridgehead lab`: build, start, measure, print, clean up.
+/// `bridgehead lab two-site`: build, start, measure, print, clean up.
 pub fn run_lab(opts: LabOptions, iperf_seconds: u32) -> Result<()> {
     if !is_root() {
         bail!("bridgehead lab needs root (it creates network namespaces)");

@@ -10,6 +10,7 @@ pub mod bgp;
 pub mod cloud;
 pub mod control;
 pub mod daemon;
+pub mod explain;
 pub mod ike;
 pub mod lab;
 pub mod metrics;

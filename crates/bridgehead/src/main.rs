@@ -34,6 +34,13 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = "/etc/bridgehead/bridgehead.toml")]
         config: PathBuf,
+        /// Show every tunnel's and neighbor's effective settings, where each came from (cloud
+        /// preset, file line, default) and why, the tunnels down by design, and warnings.
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: print JSON.
+        #[arg(long, requires = "explain")]
+        json: bool,
     },
     /// Show tunnels, SAs and counters of the running daemon.
     Status {
@@ -72,32 +79,30 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
-    /// Show the BGP routes: learned per neighbor, best, installed in the kernel, advertised.
+    /// Show the BGP routes per prefix: paths learned, best (ECMP), in the kernel through which
+    /// devices; and what is advertised to each neighbor.
     Routes {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Most prefixes shown (and advertised prefixes per neighbor), 1 to 10000; the rest
+        /// are counted.
+        #[arg(
+            long,
+            default_value_t = bridgehead::bgp::routes_view::DEFAULT_LIMIT as u16,
+            value_parser = clap::value_parser!(u16)
+                .range(1..=bridgehead::bgp::routes_view::MAX_LIMIT as i64)
+        )]
+        limit: u16,
         /// Control socket path.
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
-    /// Build two sites in network namespaces, run a tunnel between them, measure, clean up.
+    /// Build the three clouds (AWS, Azure, GCP gateways played by bridgehead) and the appliance
+    /// in network namespaces, show its tunnels, BGP peers and routes, ping across, clean up.
     Lab {
-        /// ESP suite (e.g. aes256gcm16, chacha20poly1305, aes128-sha256).
-        #[arg(long, default_value = "aes256gcm16")]
-        suite: String,
-        /// Use extended sequence numbers.
-        #[arg(long)]
-        esn: bool,
-        /// Workers per gateway.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Seconds of iperf3 each way (0 to skip).
-        #[arg(long, default_value_t = 5)]
-        iperf: u32,
-        /// Carry the tunnel in raw ESP (IP protocol 50) instead of ESP in UDP.
-        #[arg(long)]
-        raw_esp: bool,
+        #[command(subcommand)]
+        kind: Option<LabKind>,
     },
     /// Write a configuration from a cloud CLI's description of its VPN gateway.
     Import {
@@ -130,6 +135,30 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LabKind {
+    /// The three-cloud lab (what `bridgehead lab` runs).
+    Clouds,
+    /// Two sites with a manual-key tunnel: pings over IPv4 and IPv6, iperf3 each way.
+    TwoSite {
+        /// ESP suite (e.g. aes256gcm16, chacha20poly1305, aes128-sha256).
+        #[arg(long, default_value = "aes256gcm16")]
+        suite: String,
+        /// Use extended sequence numbers.
+        #[arg(long)]
+        esn: bool,
+        /// Workers per gateway.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Seconds of iperf3 each way (0 to skip).
+        #[arg(long, default_value_t = 5)]
+        iperf: u32,
+        /// Carry the tunnel in raw ESP (IP protocol 50) instead of ESP in UDP.
+        #[arg(long)]
+        raw_esp: bool,
+    },
+}
+
 fn main() {
     let cli = Cli::parse();
     use std::io::IsTerminal as _;
@@ -159,7 +188,20 @@ fn run(cli: Cli) -> Result<()> {
             control,
             metrics,
         } => daemon::run(&config, &control, metrics),
-        Command::Check { config } => match bh_config::load(&config) {
+        Command::Check {
+            config,
+            explain,
+            json,
+        } => match bh_config::load(&config) {
+            Ok(c) if explain => {
+                let v = bridgehead::explain::explain(&c);
+                if json {
+                    println!("{v}");
+                } else {
+                    print!("{}", bridgehead::explain::render(&v));
+                }
+                Ok(())
+            }
             Ok(c) => {
                 println!("{}: OK ({} tunnel(s))", config.display(), c.tunnels.len());
                 Ok(())
@@ -183,32 +225,44 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bgp { json, control } => {
             show(&control, "bgp", json, bridgehead::views::render_bgp)
         }
-        Command::Routes { json, control } => {
-            show(&control, "routes", json, bridgehead::views::render_routes)
-        }
-        Command::Lab {
-            suite,
-            esn,
-            workers,
-            iperf,
-            raw_esp,
-        } => {
-            let mut opts = lab::LabOptions::new(&format!("bhl{}", std::process::id()))?;
-            opts.suite = bh_crypto::EspSuite::from_name(&suite).ok_or_else(|| {
-                let names: Vec<_> = bh_crypto::esp::SUITE_NAMES
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect();
-                anyhow::anyhow!(
-                    "unknown suite {suite:?}; expected one of {}",
-                    names.join(", ")
-                )
-            })?;
-            opts.esn = esn;
-            opts.workers = workers.max(1);
-            opts.raw_esp = raw_esp;
-            lab::run_lab(opts, iperf)
-        }
+        Command::Routes {
+            json,
+            control,
+            limit,
+        } => show(
+            &control,
+            &format!("routes {limit}"),
+            json,
+            bridgehead::views::render_routes,
+        ),
+        Command::Lab { kind } => match kind.unwrap_or(LabKind::Clouds) {
+            LabKind::Clouds => lab::clouds::run_clouds(lab::clouds::CloudLabOptions::new(
+                &format!("bhc{}", std::process::id()),
+            )?),
+            LabKind::TwoSite {
+                suite,
+                esn,
+                workers,
+                iperf,
+                raw_esp,
+            } => {
+                let mut opts = lab::LabOptions::new(&format!("bhl{}", std::process::id()))?;
+                opts.suite = bh_crypto::EspSuite::from_name(&suite).ok_or_else(|| {
+                    let names: Vec<_> = bh_crypto::esp::SUITE_NAMES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect();
+                    anyhow::anyhow!(
+                        "unknown suite {suite:?}; expected one of {}",
+                        names.join(", ")
+                    )
+                })?;
+                opts.esn = esn;
+                opts.workers = workers.max(1);
+                opts.raw_esp = raw_esp;
+                lab::run_lab(opts, iperf)
+            }
+        },
         Command::Import {
             cloud,
             files,

@@ -7,7 +7,7 @@
 //! | change | applied as |
 //! |---|---|
 //! | tunnel added / removed | device `bh-<name>` created and IKE started / SAs deleted at the peer, device removed |
-//! | `inside`, `mtu` (or a suite change that changes it), `mss_clamp`, `encap`, `nat_keepalive`, manual ↔ IKE keying | the tunnel is re-created (device, addresses, routes, SAs) |
+//! | `inside`, `mtu` (or a suite change that changes it), `mss_clamp`, `encap`, `nat_keepalive`, manual ↔ IKE keying, becoming or ceasing to be down by design ([`crate::cloud::design`]) | the tunnel is re-created (device, addresses, routes, SAs) |
 //! | `psk`, `local_id`, `remote_id`, `[tunnel.ike]`, `peer`, `peer_port`, an IKE tunnel's `replay_window` | only that tunnel's IKE SA is deleted at the peer and negotiated again |
 //! | `[tunnel.manual]` SPIs, keys, `esn`, a manual tunnel's `replay_window` | the tunnel's SAs are replaced; device untouched |
 //! | `routes` | routes added / removed on the device |
@@ -347,6 +347,15 @@ fn hold_restart_only(old: &Config, new: &mut Config, raw_esp: bool, restart: &mu
 
 fn tunnel_plans(old: &Config, new: &Config) -> Vec<TunnelPlan> {
     let mut out = Vec::new();
+    // Whether the cloud's design keeps a tunnel down can change with the others (the first
+    // of several tunnels to one peer is the one that runs): such a tunnel is re-created.
+    let design = |cfg: &Config, name: &str| {
+        let i = cfg.tunnels.iter().position(|t| t.name == name)?;
+        crate::cloud::design::down_by_design(cfg)
+            .get(i)
+            .cloned()
+            .flatten()
+    };
     for o in &old.tunnels {
         if !new.tunnels.iter().any(|n| n.name == o.name) {
             out.push(TunnelPlan {
@@ -363,7 +372,10 @@ fn tunnel_plans(old: &Config, new: &Config) -> Vec<TunnelPlan> {
             });
             continue;
         };
-        let device = device_changes(o, n);
+        let mut device = device_changes(o, n);
+        if design(old, &n.name).is_some() != design(new, &n.name).is_some() {
+            device.push("down by design");
+        }
         if !device.is_empty() {
             out.push(TunnelPlan {
                 name: n.name.clone(),
@@ -835,6 +847,39 @@ mod tests {
         assert_eq!(
             p.tunnels[0].action,
             TunnelAction::Recreate(vec!["encap", "mtu", "nat_keepalive"])
+        );
+    }
+
+    #[test]
+    fn a_tunnel_that_stops_being_down_by_design_is_recreated() {
+        // Two Azure tunnels to one instance: only the first can come up. Removing it lets the
+        // second run, so that one is re-created (started) although its own keys are the same.
+        let head = "[appliance]\nprivate_ip = \"10.0.1.4\"\npublic_ip = \"203.0.113.10\"\n\n";
+        let t = |name: &str, inside: &str| {
+            format!(
+                "[[tunnel]]\nname = \"{name}\"\ncloud = \"azure\"\npeer = \"198.51.100.2\"\n\
+                 inside = [\"{inside}\"]\npsk = \"bh_Design.Key_0123456789\"\n\n"
+            )
+        };
+        let both = format!(
+            "{head}{}{}",
+            t("azure0", "169.254.21.2/30"),
+            t("azure2", "169.254.21.6/30")
+        );
+        let second = format!("{head}{}", t("azure2", "169.254.21.6/30"));
+        let p = plan(&load(&both), load(&second), false);
+        assert_eq!(
+            p.tunnels,
+            vec![
+                TunnelPlan {
+                    name: "azure0".into(),
+                    action: TunnelAction::Remove
+                },
+                TunnelPlan {
+                    name: "azure2".into(),
+                    action: TunnelAction::Recreate(vec!["down by design"])
+                },
+            ]
         );
     }
 

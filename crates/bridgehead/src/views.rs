@@ -1,17 +1,17 @@
-//! `bridgehead bgp` and `bridgehead routes`: the BGP part of the daemon's status, cut out of the
-//! BGP service's JSON ([`crate::bgp::BgpService::status_json`]) and rendered as tables readable
-//! in 80 columns.
+//! `bridgehead bgp` and `bridgehead routes`: the BGP part of the daemon's state rendered as
+//! tables readable in 80 columns.
 //!
 //! - [`bgp_json`] / [`render_bgp`]: per neighbor its ASN, state, uptime, prefixes received and
-//!   sent, messages received and sent, and the last error (folded under the table).
-//! - [`routes_json`] / [`render_routes`]: what was learned (prefix counts per neighbor), the best
-//!   routes with their next hops and whether each is installed in the kernel, and what is
-//!   advertised (prefix counts per neighbor).
+//!   sent, messages received and sent, and the last error (folded under the table), cut out of
+//!   the BGP service's status JSON ([`crate::bgp::BgpService::status_json`]).
+//! - [`routes_request`] / [`render_routes`]: the per-prefix view the BGP service builds on
+//!   request ([`crate::bgp::BgpService::routes_view`]): per prefix the paths learned (neighbor,
+//!   next hop, AS path, LOCAL_PREF, MED), which are best (the ECMP set), whether the prefix is
+//!   in the kernel and through which devices; per neighbor the prefixes advertised to it.
 //!
-//! Only formats what the JSON holds: a missing field shows as `-` or `?`. It does NOT list the
-//! individual prefixes learned from or advertised to each neighbor (the BGP service reports
-//! counts, not its Adj-RIBs), and the best-route list is as long as the service reports
-//! (`routes_total` says how many exist).
+//! Only formats what the JSON holds: a missing field shows as `-` or `?`. The view is bounded
+//! by its `limit` (prefixes shown, and advertised prefixes per neighbor); what was left out is
+//! counted, never silently dropped.
 
 use std::fmt::Write as _;
 
@@ -34,37 +34,18 @@ pub fn bgp_json(bgp: &Value) -> Value {
     })
 }
 
-/// The `routes` control reply: learned and advertised prefix counts per neighbor, and the best
-/// routes with their kernel state, from the BGP service's status JSON.
-pub fn routes_json(bgp: &Value) -> Value {
-    if !bgp.is_object() {
-        return json!({ "configured": false, "learned": [], "best": [], "advertised": [] });
+/// Parses a `routes` control request: `routes` (the default limit) or `routes N`; `None` for
+/// anything else.
+pub fn routes_request(req: &str) -> Option<usize> {
+    let mut words = req.split_whitespace();
+    if words.next()? != "routes" {
+        return None;
     }
-    let empty = Vec::new();
-    let neighbors = bgp["neighbors"].as_array().unwrap_or(&empty);
-    let per = |key: &str| -> Vec<Value> {
-        neighbors
-            .iter()
-            .map(|n| {
-                json!({
-                    "neighbor": n["address"],
-                    "tunnel": n["tunnel"],
-                    "asn": n["asn"],
-                    "state": n["state"],
-                    "prefixes": n[key],
-                })
-            })
-            .collect()
+    let limit = match words.next() {
+        None => crate::bgp::routes_view::DEFAULT_LIMIT,
+        Some(n) => n.parse().ok()?,
     };
-    json!({
-        "configured": true,
-        "learned": per("prefixes_received"),
-        "best": bgp.get("routes").cloned().unwrap_or_else(|| json!([])),
-        "best_total": bgp["routes_total"],
-        "table": bgp["table"],
-        "fib": bgp["fib"],
-        "advertised": per("prefixes_sent"),
-    })
+    words.next().is_none().then_some(limit)
 }
 
 /// Renders the `bgp` reply ([`bgp_json`]) as a table.
@@ -128,7 +109,7 @@ pub fn render_bgp(v: &Value) -> String {
     s
 }
 
-/// Renders the `routes` reply ([`routes_json`]) as tables.
+/// Renders the routes view ([`crate::bgp::BgpService::routes_view`]) as text.
 pub fn render_routes(v: &Value) -> String {
     let mut s = String::new();
     if v["configured"].as_bool() == Some(false) {
@@ -136,78 +117,111 @@ pub fn render_routes(v: &Value) -> String {
         return s;
     }
     let empty = Vec::new();
-    let best = v["best"].as_array().unwrap_or(&empty);
-    let installed = best
+    let prefixes = v["prefixes"].as_array().unwrap_or(&empty);
+    let installed = prefixes
         .iter()
-        .filter(|r| r["installed"].as_bool() == Some(true))
+        .filter(|p| p["installed"].as_bool() == Some(true))
         .count();
-    let total = v["best_total"].as_u64().unwrap_or(best.len() as u64);
-    let mut head = format!(
-        "{total} best route(s), {installed} of the {} shown installed in the kernel",
-        best.len()
+    fold(
+        &mut s,
+        "",
+        &format!(
+            "Local AS {}, table {}: {} prefix(es), {} shown, {installed} in the kernel",
+            text(&v["asn"]),
+            text(&v["table"]),
+            text(&v["prefixes_total"]),
+            prefixes.len(),
+        ),
+        2,
     );
-    if let Some(t) = v["table"].as_u64() {
-        let _ = write!(head, " (table {t})");
-    }
-    fold(&mut s, "", &head, 2);
-    let per_neighbor = |s: &mut String, title: &str, key: &str| {
-        let rows = v[key].as_array().unwrap_or(&empty);
-        let _ = writeln!(s, "\n{title}:");
-        if rows.is_empty() {
-            s.push_str("  (no neighbors)\n");
-            return;
+    s.push_str("* = in the kernel (through the devices listed), > = best path (ECMP set)\n");
+    for p in prefixes {
+        let mark = if p["installed"].as_bool() == Some(true) {
+            "*"
+        } else {
+            " "
+        };
+        let devices: Vec<String> = p["devices"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .map(text)
+            .collect();
+        let mut head = text(&p["prefix"]);
+        if !devices.is_empty() {
+            let _ = write!(head, " via {}", devices.join(", "));
         }
-        let _ = writeln!(
-            s,
-            "  {:<39} {:>10} {:<11} {:>8}",
-            "Neighbor", "AS", "State", "Prefixes"
-        );
-        for r in rows {
-            let mut name = text(&r["neighbor"]);
-            if let Some(t) = r["tunnel"].as_str() {
-                let _ = write!(name, " ({t})");
-            }
-            let rest = format!(
-                "{:>10} {:<11} {:>8}",
-                clip(&text(&r["asn"]), 10),
-                clip(&text(&r["state"]), 11),
-                count(&r["prefixes"])
-            );
-            first_column(s, &format!("  {name}"), 41, &rest);
+        if p["ecmp"].as_u64().is_some_and(|n| n > 1) {
+            let _ = write!(head, " (ECMP {})", text(&p["ecmp"]));
         }
-    };
-    per_neighbor(&mut s, "Learned (prefixes received)", "learned");
-    let _ = writeln!(s, "\nBest routes (* = installed in the kernel):");
-    if best.is_empty() {
-        s.push_str("  (none)\n");
-    } else {
-        let _ = writeln!(s, "  {:<33} {:<25} Neighbor", "Prefix", "Next hop");
-        for r in best {
-            let mark = if r["installed"].as_bool() == Some(true) {
-                "*"
+        s.push('\n');
+        fold(&mut s, &format!("{mark} "), &head, 4);
+        for path in p["paths"].as_array().unwrap_or(&empty) {
+            let best = if path["best"].as_bool() == Some(true) {
+                ">"
             } else {
                 " "
             };
-            let prefix = format!("{mark} {}", text(&r["prefix"]));
-            let hops = r["next_hops"].as_array().unwrap_or(&empty);
-            if hops.is_empty() {
-                first_column(&mut s, &prefix, 35, "-");
+            let mut from = text(&path["neighbor"]);
+            if let Some(t) = path["tunnel"].as_str() {
+                let _ = write!(from, " ({t})");
             }
-            for (i, h) in hops.iter().enumerate() {
-                let rest = format!(
-                    "{:<25} {}",
-                    clip(&text(&h["address"]), 25),
-                    clip(&text(&h["neighbor"]), 16)
-                );
-                let lead = if i == 0 { prefix.as_str() } else { "" };
-                first_column(&mut s, lead, 35, rest.trim_end());
+            let as_path = match path["as_path"].as_str() {
+                Some("") => "(empty)".to_owned(),
+                _ => text(&path["as_path"]),
+            };
+            let mut body = format!(
+                "{from}: next hop {}, AS path {as_path}",
+                text(&path["next_hop"])
+            );
+            if !path["local_pref"].is_null() {
+                let _ = write!(body, ", LOCAL_PREF {}", text(&path["local_pref"]));
             }
-        }
-        if total > best.len() as u64 {
-            let _ = writeln!(s, "  ... {} more not shown", total - best.len() as u64);
+            if !path["med"].is_null() {
+                let _ = write!(body, ", MED {}", text(&path["med"]));
+            }
+            if path["stale"].as_bool() == Some(true) {
+                body.push_str(", stale (graceful restart)");
+            }
+            fold(&mut s, &format!("    {best}"), &body, 6);
         }
     }
-    per_neighbor(&mut s, "Advertised (prefixes sent)", "advertised");
+    if let Some(n) = v["prefixes_not_shown"].as_u64().filter(|n| *n > 0) {
+        let _ = writeln!(s, "\n... {n} more prefix(es) not shown (raise --limit)");
+    }
+    s.push_str("\nAdvertised:\n");
+    let advertised = v["advertised"].as_array().unwrap_or(&empty);
+    if advertised.is_empty() {
+        s.push_str("  (no neighbors)\n");
+    }
+    for a in advertised {
+        let mut name = text(&a["neighbor"]);
+        if let Some(t) = a["tunnel"].as_str() {
+            let _ = write!(name, " ({t})");
+        }
+        fold(
+            &mut s,
+            "",
+            &format!(
+                "  {name}, {}: {} prefix(es)",
+                text(&a["state"]),
+                text(&a["total"])
+            ),
+            4,
+        );
+        let list: Vec<String> = a["prefixes"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .map(text)
+            .collect();
+        if !list.is_empty() {
+            fold(&mut s, "   ", &list.join(" "), 4);
+        }
+        if let Some(n) = a["not_shown"].as_u64().filter(|n| *n > 0) {
+            let _ = writeln!(s, "    ... {n} more not shown");
+        }
+    }
     s
 }
 
@@ -315,17 +329,37 @@ mod tests {
                   "messages_sent": 12, "flaps": 0,
                   "last_error": "hold timer expired after 90 s without a KEEPALIVE; the peer at the far end of the tunnel may have lost its session, see its logs for the NOTIFICATION it sent" },
             ],
-            "routes_total": 4,
-            "routes": [
-                { "prefix": "172.16.0.0/16", "installed": true, "next_hops": [
-                    { "address": "169.254.21.1", "neighbor": "aws0" },
-                    { "address": "169.254.22.1", "neighbor": "aws1" } ] },
+        })
+    }
+
+    fn view() -> Value {
+        json!({
+            "configured": true, "asn": 65000, "router_id": "10.255.0.1", "table": 254,
+            "limit": 3, "prefixes_total": 4, "prefixes_not_shown": 1,
+            "prefixes": [
+                { "prefix": "172.16.0.0/16", "installed": true, "ecmp": 2,
+                  "devices": ["bh-aws0", "bh-aws1"], "paths": [
+                    { "neighbor": "169.254.21.1", "tunnel": "aws0", "next_hop": "169.254.21.1",
+                      "as_path": "64512", "local_pref": null, "med": 100, "best": true,
+                      "stale": false },
+                    { "neighbor": "169.254.22.1", "tunnel": "aws1", "next_hop": "169.254.22.1",
+                      "as_path": "64512", "local_pref": 200, "med": 100, "best": true,
+                      "stale": true } ] },
                 { "prefix": "2001:db8:1234:5678:9abc:def0:1234:0/112", "installed": false,
-                  "next_hops": [ { "address": "fd00:1234:5678:9abc:def0:1234:5678:9abc",
-                                   "neighbor": "azure-instance-one-long-name" } ] },
-                { "prefix": "10.0.1.0/24", "installed": true, "next_hops": [] },
+                  "ecmp": 1, "devices": [], "paths": [
+                    { "neighbor": "fd00:1234:5678:9abc:def0:1234:5678:9abc",
+                      "tunnel": "azure-instance-one-long-name",
+                      "next_hop": "fd00:1234:5678:9abc:def0:1234:5678:9abc",
+                      "as_path": "65515 65515 65515 65515 65515 65515 65515 65515 65515 65515 65515 12076",
+                      "local_pref": null, "med": null, "best": false, "stale": false } ] },
+                { "prefix": "10.1.0.0/16", "installed": false, "ecmp": 0, "devices": [],
+                  "paths": [] },
             ],
-            "fib": { "replaced": 2, "deleted": 0, "conflicts": 0, "errors": 0 },
+            "advertised": [
+                { "neighbor": "169.254.21.1", "tunnel": "aws0", "state": "Established",
+                  "total": 40, "prefixes": (0..30).map(|i| format!("10.{i}.0.0/16")).collect::<Vec<_>>(),
+                  "not_shown": 10 },
+            ],
         })
     }
 
@@ -379,42 +413,45 @@ mod tests {
     }
 
     #[test]
-    fn routes_tables_show_learned_best_installed_advertised() {
-        let v = routes_json(&sample());
-        assert_eq!(v["learned"][0]["prefixes"], 3);
-        assert_eq!(v["advertised"][0]["prefixes"], 2);
-        let out = render_routes(&v);
+    fn routes_view_lists_paths_best_kernel_and_advertised_in_80_columns() {
+        let out = render_routes(&view());
         assert_fits(&out);
         assert!(
-            out.starts_with("4 best route(s), 2 of the 3 shown installed"),
+            out.starts_with("Local AS 65000, table 254: 4 prefix(es), 3 shown, 1 in the kernel"),
             "{out}"
         );
-        let learned = out.split("Learned").nth(1).unwrap();
         assert!(
-            learned
-                .lines()
-                .any(|l| l.contains("169.254.21.1 (aws0)") && l.trim_end().ends_with(" 3"))
+            out.contains("* 172.16.0.0/16 via bh-aws0, bh-aws1 (ECMP 2)"),
+            "{out}"
         );
-        let adv = out.split("Advertised").nth(1).unwrap();
+        assert!(out.contains(
+            "    > 169.254.22.1 (aws1): next hop 169.254.22.1, AS path 64512, LOCAL_PREF 200,\n      MED 100,"
+        ), "{out}");
+        assert!(out.contains("stale (graceful restart)"), "{out}");
+        // A long IPv6 path folds under its line, not cut.
         assert!(
-            adv.lines()
-                .any(|l| l.contains("169.254.21.1 (aws0)") && l.trim_end().ends_with(" 2"))
+            out.contains("  2001:db8:1234:5678:9abc:def0:1234:0/112\n"),
+            "{out}"
         );
-        let best = out.split("Best routes").nth(1).unwrap();
-        let l = best.lines().find(|l| l.contains("172.16.0.0/16")).unwrap();
-        assert!(
-            l.starts_with("* 172.16.0.0/16") && l.contains("169.254.21.1") && l.contains("aws0")
+        assert!(out.contains("12076"), "{out}");
+        assert!(out.contains("     fd00:1234"), "not best: {out}");
+        assert!(out.contains("1 more prefix(es) not shown"), "{out}");
+        let adv = out.split("Advertised:").nth(1).unwrap();
+        assert!(adv.contains("169.254.21.1 (aws0), Established: 40 prefix(es)"));
+        assert!(adv.contains("10.29.0.0/16") && !adv.contains("10.30.0.0/16"));
+        assert!(adv.contains("... 10 more not shown"));
+    }
+
+    #[test]
+    fn routes_requests_parse() {
+        assert_eq!(
+            routes_request("routes"),
+            Some(crate::bgp::routes_view::DEFAULT_LIMIT)
         );
-        // The ECMP second hop on its own row.
-        assert!(
-            best.lines()
-                .any(|l| l.trim_start().starts_with("169.254.22.1") && l.contains("aws1"))
-        );
-        assert!(
-            best.lines().any(|l| l.starts_with("  2001:db8:1234")),
-            "not installed: {out}"
-        );
-        assert!(out.contains("1 more not shown"));
+        assert_eq!(routes_request("routes 5"), Some(5));
+        assert_eq!(routes_request("routes x"), None);
+        assert_eq!(routes_request("routes 5 6"), None);
+        assert_eq!(routes_request("status"), None);
     }
 
     #[test]
@@ -424,7 +461,7 @@ mod tests {
             "BGP is not configured\n"
         );
         assert_eq!(
-            render_routes(&routes_json(&Value::Null)),
+            render_routes(&json!({ "configured": false })),
             "BGP is not configured\n"
         );
     }

@@ -39,6 +39,40 @@ fn bgp_status() -> Value {
     })
 }
 
+/// A routes view as the BGP service answers it (`BgpService::routes_view`), `limit` honoured
+/// the way the service does: prefixes past it are counted, not listed.
+fn routes_view(limit: usize) -> Value {
+    let all = [
+        json!({ "prefix": "172.16.0.0/16", "installed": true, "ecmp": 2,
+                "devices": ["bh-aws0", "bh-aws1"],
+                "paths": [
+                    { "neighbor": "169.254.10.1", "tunnel": "aws0", "next_hop": "169.254.10.1",
+                      "as_path": "64512", "local_pref": null, "med": 100, "best": true,
+                      "stale": false },
+                    { "neighbor": "169.254.11.1", "tunnel": "aws1", "next_hop": "169.254.11.1",
+                      "as_path": "64512", "local_pref": null, "med": 100, "best": true,
+                      "stale": false } ] }),
+        json!({ "prefix": "172.17.0.0/16", "installed": false, "ecmp": 1, "devices": [],
+                "paths": [
+                    { "neighbor": "169.254.10.1", "tunnel": "aws0", "next_hop": "169.254.10.1",
+                      "as_path": "64512 64512", "local_pref": null, "med": null, "best": true,
+                      "stale": false } ] }),
+    ];
+    let shown: Vec<Value> = all.iter().take(limit).cloned().collect();
+    json!({
+        "configured": true, "asn": 65010, "router_id": "192.0.2.1", "table": 254,
+        "limit": limit, "prefixes_total": all.len(), "prefixes_not_shown": all.len() - shown.len(),
+        "prefixes": shown,
+        "advertised": [
+            { "neighbor": "169.254.10.1", "tunnel": "aws0", "state": "Established", "total": 1,
+              "prefixes": ["10.0.1.0/24"], "not_shown": 0 },
+            { "neighbor": "169.254.21.1", "tunnel": "azure0", "state": "Connect", "total": 0,
+              "prefixes": [], "not_shown": 0 },
+        ],
+        "fib": { "replaced": 1, "deleted": 0, "conflicts": 0, "errors": 0 },
+    })
+}
+
 /// Serves the control socket at a fresh path like the daemon does; returns its scratch dir.
 fn fake_daemon(tag: &str) -> (Scratch, PathBuf) {
     let dir =
@@ -50,8 +84,10 @@ fn fake_daemon(tag: &str) -> (Scratch, PathBuf) {
     bridgehead::control::serve(listener, sock.clone(), |req| match req {
         "status" => json!({ "tunnels": [], "socket": {}, "bgp": bgp_status() }).to_string(),
         "bgp" => bridgehead::views::bgp_json(&bgp_status()).to_string(),
-        "routes" => bridgehead::views::routes_json(&bgp_status()).to_string(),
-        other => json!({ "error": format!("unknown request {other:?}") }).to_string(),
+        other => match bridgehead::views::routes_request(other) {
+            Some(limit) => routes_view(limit).to_string(),
+            None => json!({ "error": format!("unknown request {other:?}") }).to_string(),
+        },
     })
     .unwrap();
     (dir, sock)
@@ -130,39 +166,56 @@ fn bgp_command_prints_the_neighbor_table_and_json() {
 }
 
 #[test]
-fn routes_command_prints_learned_best_installed_advertised() {
+fn routes_command_prints_prefixes_paths_kernel_and_advertised() {
     let (_dir, sock) = fake_daemon("routes");
     let sock = sock.to_str().unwrap();
     let (ok, out, err) = bridgehead(&["routes", "--control", sock]);
     assert!(ok, "{err}");
     assert_80(&out);
     assert!(
-        out.starts_with("2 best route(s), 1 of the 2 shown installed"),
+        out.starts_with("Local AS 65010, table 254: 2 prefix(es), 2 shown, 1 in the kernel"),
         "{out}"
     );
+    let head = out
+        .lines()
+        .find(|l| l.starts_with("* 172.16.0.0/16"))
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("* 172.16.0.0/16") && l.contains("aws0")),
+        head.contains("via bh-aws0, bh-aws1") && head.contains("(ECMP 2)"),
+        "{head}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with(
+            "    > 169.254.11.1 (aws1): next hop 169.254.11.1, AS path 64512, MED 100"
+        )),
         "{out}"
     );
     assert!(
         out.lines().any(|l| l.starts_with("  172.17.0.0/16")),
-        "{out}"
+        "not installed: {out}"
     );
-    let learned = out.split("Learned").nth(1).unwrap();
+    let adv = out.split("Advertised:").nth(1).unwrap();
     assert!(
-        learned
-            .lines()
-            .any(|l| l.contains("(aws0)") && l.trim_end().ends_with(" 2")),
-        "{out}"
+        adv.contains("169.254.10.1 (aws0), Established: 1 prefix(es)"),
+        "{adv}"
     );
+    assert!(adv.contains("10.0.1.0/24"), "{adv}");
+
+    // --limit reaches the daemon; the rest is counted.
+    let (ok, out, err) = bridgehead(&["routes", "--limit", "1", "--control", sock]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("172.17.0.0/16"), "{out}");
+    assert!(out.contains("1 more prefix(es) not shown"), "{out}");
+    let (ok, _, err) = bridgehead(&["routes", "--limit", "0", "--control", sock]);
+    assert!(!ok && err.contains("--limit"), "{err}");
 
     let (ok, out, err) = bridgehead(&["routes", "--json", "--control", sock]);
     assert!(ok, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["best"][0]["installed"], true);
-    assert_eq!(v["advertised"][0]["prefixes"], 1);
-    assert_eq!(v["learned"][1]["prefixes"], 0);
+    assert_eq!(v["prefixes"][0]["installed"], true);
+    assert_eq!(v["prefixes"][0]["paths"][1]["best"], true);
+    assert_eq!(v["advertised"][0]["prefixes"][0], "10.0.1.0/24");
+    assert_eq!(v["limit"], 100);
 }
 
 #[test]

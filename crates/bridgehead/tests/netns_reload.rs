@@ -198,10 +198,8 @@ impl World {
         (frr, frr_dir, bird)
     }
 
-    /// Waits until our session with `addr` has been Established for 6 s: a connect of ours
-    /// still in flight when the peer's own connection won would reset the session (FRR takes
-    /// a second connection from an established peer for a restart), so "before" pictures are
-    /// taken once a session has been up longer than a connect may take (5 s).
+    /// Waits until our session with `addr` has been Established for 6 s, longer than one
+    /// connect attempt may take (5 s), so the "before" picture is of a settled session.
     fn wait_settled(&self, addr: &str) -> Value {
         let mut last = Value::Null;
         wait_for(Duration::from_secs(60), "our session up for 6 s", || {

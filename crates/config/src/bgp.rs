@@ -19,7 +19,8 @@ use std::ops::Range;
 use zeroize::Zeroizing;
 
 use super::{
-    Checker, InlineKeys, Src, Tbl, TunnelInfo, host_bits, parse_prefix, span_or, truncate, unusable,
+    Checker, InlineKeys, Src, Tbl, TunnelInfo, file_keys, host_bits, parse_prefix, span_or,
+    truncate, unusable,
 };
 use crate::cloud::Cloud;
 use crate::error::ErrorKind;
@@ -34,6 +35,7 @@ pub(crate) const BGP_KEYS: &[&str] = &[
     "table",
     "metric",
     "multipath",
+    "transit",
     "neighbor",
 ];
 /// Keys accepted in `[[bgp.neighbor]]`.
@@ -83,6 +85,11 @@ pub struct Bgp {
     pub metric: u32,
     /// Most ECMP next hops per prefix (`multipath`, 1..=64, default 4; 1 turns ECMP off).
     pub multipath: usize,
+    /// Re-advertise the best route learned from one neighbor to the others (`transit`, default
+    /// false): the appliance becomes the transit between the clouds. Without it only
+    /// `advertise` is sent. AS-path loop detection (RFC 4271 §9.1.2) keeps a cloud from getting
+    /// its own routes back.
+    pub transit: bool,
     /// `[[bgp.neighbor]]`, in file order.
     pub neighbors: Vec<BgpNeighbor>,
 }
@@ -128,6 +135,8 @@ pub struct BgpNeighbor {
     /// The keys whose value came from the `cloud` preset (`"hold_time"`, `"passive"`,
     /// `"max_advertise"`); empty without `cloud`.
     pub from_preset: Vec<&'static str>,
+    /// The keys the file sets, with their lines (for [`BgpNeighbor::origin`]).
+    pub set_in_file: crate::origin::FileKeys,
     /// Hold time offered (`hold_time`, 0 or 3..=65535 seconds, default 90 or the cloud's).
     pub hold_time: u16,
     /// Only wait for the peer to connect (`passive`, default false or the cloud's).
@@ -248,6 +257,7 @@ impl Checker<'_> {
         let table = self.int(src, &t, "table", 1, i64::from(u32::MAX));
         let metric = self.int(src, &t, "metric", 1, i64::from(u32::MAX));
         let multipath = self.int(src, &t, "multipath", 1, 64);
+        let transit = self.bool(src, &t, "transit");
 
         let mut neighbors = Some(Vec::new());
         // The clouds of the neighbors, also of those with errors, for the check of `asn`.
@@ -336,6 +346,7 @@ impl Checker<'_> {
             table: u32::try_from(table.ok()?.unwrap_or(i64::from(DEFAULT_BGP_TABLE))).ok()?,
             metric: u32::try_from(metric.ok()?.unwrap_or(i64::from(DEFAULT_BGP_METRIC))).ok()?,
             multipath: usize::try_from(multipath.ok()?.unwrap_or(4)).ok()?,
+            transit: transit.ok()?.unwrap_or(false),
             neighbors: neighbors?,
         };
         ok.then_some(bgp)
@@ -492,6 +503,7 @@ impl Checker<'_> {
             } else {
                 Vec::new()
             },
+            set_in_file: file_keys(src, &t, &[]),
             hold_time: u16::try_from(
                 hold_time
                     .ok()?
@@ -763,6 +775,7 @@ router_id = \"10.0.1.4\"
 advertise = [\"10.0.0.0/16\", \"fd00:10::/48\"]
 table = 100
 multipath = 8
+transit = true
 
 [[bgp.neighbor]]
 address = \"169.254.21.1\"
@@ -790,6 +803,7 @@ multihop = 2
         assert_eq!(b.router_id, Some("10.0.1.4".parse().unwrap()));
         assert_eq!(b.advertise.len(), 2);
         assert_eq!((b.table, b.metric, b.multipath), (100, 20, 8));
+        assert!(b.transit);
         let n = &b.neighbors[0];
         assert_eq!(n.tunnel.as_deref(), Some("aws0"));
         assert_eq!((n.hold_time, n.prepend, n.med), (30, 2, Some(50)));
@@ -809,6 +823,19 @@ multihop = 2
         assert_eq!((n.hold_time, n.passive, n.multihop), (90, true, Some(2)));
         assert_eq!((n.import.as_ref(), n.tunnel.as_ref()), (None, None));
         assert_eq!(n.max_prefix_action, super::MaxPrefixAction::Teardown);
+    }
+
+    #[test]
+    fn transit_is_off_unless_asked_and_must_be_a_boolean() {
+        let cfg =
+            parse(&format!("{TUNNEL}\n[bgp]\nasn = 65010\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!cfg.bgp.expect("bgp section").transit);
+        let e = parse(&format!(
+            "{TUNNEL}\n[bgp]\nasn = 65010\ntransit = \"yes\"\n"
+        ))
+        .expect_err("a string is not a boolean")
+        .to_string();
+        assert!(e.contains("bgp.transit"), "{e}");
     }
 
     #[test]

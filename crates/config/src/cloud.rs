@@ -82,8 +82,8 @@ const AWS: Preset = Preset {
     esp_proposals: &["aes256gcm16", "aes256-sha256", "aes128-sha1"],
     pfs: Some(DhGroup::Modp2048),
     initiate: true,
-    ike_lifetime: below(28_800),
-    child_lifetime: below(3_600),
+    ike_lifetime: below(Cloud::Aws.lifetimes().0),
+    child_lifetime: below(Cloud::Aws.lifetimes().1),
     dpd_interval: Duration::from_secs(10),
     dpd_timeout: Duration::from_secs(30),
     hold_time: 30,
@@ -105,8 +105,8 @@ const AZURE: Preset = Preset {
     esp_proposals: &["aes256gcm16", "aes256-sha1", "aes256-sha256", "aes128-sha1"],
     pfs: None,
     initiate: true,
-    ike_lifetime: below(28_800),
-    child_lifetime: below(27_000),
+    ike_lifetime: below(Cloud::Azure.lifetimes().0),
+    child_lifetime: below(Cloud::Azure.lifetimes().1),
     dpd_interval: Duration::from_secs(15),
     dpd_timeout: Duration::from_secs(45),
     hold_time: 180,
@@ -132,8 +132,8 @@ const GCP: Preset = Preset {
     ],
     pfs: Some(DhGroup::Modp2048),
     initiate: true,
-    ike_lifetime: below(36_000),
-    child_lifetime: below(10_800),
+    ike_lifetime: below(Cloud::Gcp.lifetimes().0),
+    child_lifetime: below(Cloud::Gcp.lifetimes().1),
     dpd_interval: Duration::from_secs(5),
     dpd_timeout: Duration::from_secs(20),
     hold_time: 60,
@@ -363,6 +363,17 @@ impl Cloud {
             Self::Aws => "aws",
             Self::Azure => "azure",
             Self::Gcp => "gcp",
+        }
+    }
+
+    /// The cloud's own IKE SA and Child SA lifetimes in seconds, when left alone: AWS
+    /// 28,800 / 3,600 (fact sheet §1.1, §1.2), Azure 28,800 / 27,000 (§2.1, §2.2), GCP
+    /// 36,000 / 10,800 (§3.1, §3.2). The presets stay below them.
+    pub const fn lifetimes(self) -> (u64, u64) {
+        match self {
+            Self::Aws => (28_800, 3_600),
+            Self::Azure => (28_800, 27_000),
+            Self::Gcp => (36_000, 10_800),
         }
     }
 

@@ -168,6 +168,35 @@ impl Proposal {
     }
 }
 
+impl Proposal {
+    /// The proposal in the words of the configuration, `-`-joined (`aes256-sha1-modp1024`):
+    /// encryption, integrity, PRF only where it is not the one the integrity implies, DH
+    /// groups, and `esn` when offered.
+    pub fn words(&self) -> String {
+        let mut w: Vec<&str> = Vec::new();
+        w.extend(self.encr.iter().filter_map(|e| word_of(ENCR_WORDS, e)));
+        w.extend(self.integ.iter().filter_map(|i| word_of(INTEG_WORDS, i)));
+        let implied: Vec<Prf> = self.integ.iter().filter_map(|i| prf_for(*i)).collect();
+        if self.prf != implied {
+            w.extend(self.prf.iter().filter_map(|p| word_of(PRF_WORDS, p)));
+        }
+        w.extend(self.dh.iter().filter_map(|g| word_of(DH_WORDS, g)));
+        if self.esn.contains(&true) {
+            w.push("esn");
+        }
+        w.join("-")
+    }
+}
+
+/// The configuration's word for a DH group (`modp1024`, `ecp256`, ...).
+pub fn dh_word(g: DhGroup) -> &'static str {
+    word_of(DH_WORDS, &g).unwrap_or("?")
+}
+
+fn word_of<T: PartialEq>(table: &[(&'static str, T)], v: &T) -> Option<&'static str> {
+    table.iter().find(|(_, x)| x == v).map(|&(w, _)| w)
+}
+
 fn is_aead(e: EspEncr) -> bool {
     matches!(e, EspEncr::AesGcm16 { .. } | EspEncr::ChaCha20Poly1305)
 }
@@ -570,6 +599,20 @@ pub fn psk_from_file(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proposals_print_back_in_their_words() {
+        for (text, kind) in [
+            ("aes256-sha1-modp1024", ProposalKind::Ike),
+            ("aes256gcm16-prfsha256-modp2048-ecp256", ProposalKind::Ike),
+            ("aes128-sha256-prfsha384-modp2048", ProposalKind::Ike),
+            ("aes256gcm16", ProposalKind::Esp),
+            ("aes128-sha1-esn", ProposalKind::Esp),
+        ] {
+            assert_eq!(parse_proposal(text, kind).unwrap().words(), text);
+        }
+        assert_eq!(dh_word(DhGroup::Modp1024), "modp1024");
+    }
 
     #[test]
     fn ike_proposals() {

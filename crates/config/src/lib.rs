@@ -26,6 +26,8 @@ mod ctx;
 mod error;
 pub mod ike;
 pub mod model;
+pub mod origin;
+pub mod reasons;
 mod tree;
 mod validate;
 
@@ -35,6 +37,8 @@ pub use cloud::{Cloud, CloudProblem, Preset, PresetSource, preset_sources};
 pub use ctx::{DiskFiles, FileContent, FileMeta, FileSource, LoadCtx, MAX_FILE_SIZE, MemFiles};
 pub use error::{ConfigError, ConfigErrors, ErrorKind, HexProblem};
 pub use model::*;
+pub use origin::{FileKeys, Origin};
+pub use reasons::PresetReason;
 pub use validate::bgp::{
     Bgp, BgpNeighbor, DEFAULT_BGP_METRIC, DEFAULT_BGP_TABLE, DEFAULT_HOLD_TIME, DEFAULT_MULTIPATH,
     MaxPrefixAction, Md5Password, PrefixRule,

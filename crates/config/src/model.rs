@@ -93,6 +93,8 @@ pub struct Tunnel {
     /// The keys whose value came from the `cloud` preset, not the file (`"mtu"`,
     /// `"ike.pfs"`, ...); empty without `cloud`.
     pub from_preset: Vec<&'static str>,
+    /// The keys the file sets, with their lines (for [`Tunnel::origin`]).
+    pub set_in_file: crate::origin::FileKeys,
     /// The peer's outer (public) address.
     pub peer: IpAddr,
     /// The peer's UDP port for ESP in UDP (`peer_port`, default 4500).

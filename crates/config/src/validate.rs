@@ -21,6 +21,7 @@ use crate::ike::{
 use crate::model::{
     Appliance, Config, Dataplane, Encap, ManualKeys, ManualSa, MssClamp, Prefix, Tunnel,
 };
+use crate::origin::FileKeys;
 use crate::tree::{self, Key, Node, Value};
 
 #[path = "bgp.rs"]
@@ -148,6 +149,23 @@ impl<'n> Tbl<'n> {
             format!("{}.{key}", self.path)
         }
     }
+}
+
+/// The keys `t` sets with the lines of their keys; the keys of the sub-tables named in `subs`
+/// as `<sub>.<key>`.
+fn file_keys(src: Src<'_>, t: &Tbl<'_>, subs: &[&str]) -> FileKeys {
+    let mut out = FileKeys::default();
+    for (key, node) in t.entries {
+        let span = key.span.clone().or_else(|| span_or(node, t.span.as_ref()));
+        out.push(key.name.clone(), src.line(span.as_ref()));
+        if let (true, Value::Table(entries)) = (subs.contains(&key.name.as_str()), &node.value) {
+            for (k, n) in entries {
+                let span = k.span.clone().or_else(|| span_or(n, span.as_ref()));
+                out.push(format!("{}.{}", key.name, k.name), src.line(span.as_ref()));
+            }
+        }
+    }
+    out
 }
 
 /// The span of a node, or of its nearest ancestor that has one.
@@ -1074,6 +1092,7 @@ impl Checker<'_> {
                 name: name?,
                 cloud,
                 from_preset,
+                set_in_file: file_keys(src, &t, &["ike", "manual"]),
                 peer: peer?,
                 peer_port: u16::try_from(peer_port.ok()?.unwrap_or(i64::from(DEFAULT_UDP_PORT)))
                     .ok()?,

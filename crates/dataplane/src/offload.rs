@@ -14,11 +14,18 @@
 //! same addresses, ports, IP header fields, ACK number and TCP options, contiguous sequence
 //! numbers, equal segment sizes but a shorter last one, only ACK/PSH flags, PSH only on the
 //! last), each segment's checksum verified before it is merged. One `write` then hands the
-//! kernel the whole run with a `GSO_TCPV4`/`GSO_TCPV6` header.
+//! kernel the whole run with a `GSO_TCPV4`/`GSO_TCPV6` header. Where the kernel takes
+//! `GSO_UDP_L4` from userspace (USO, Linux 6.2+), it merges UDP datagrams of one flow the same
+//! way (`udp_gro_receive_segment`'s rules: same addresses, ports and IP header fields, equal
+//! sizes but a shorter last one, each checksum verified; none over IPv4 is not merged).
+//! [`Lanes`] keeps one such run per flow open across a batch, so interleaved flows (many UDP
+//! streams, or data of one TCP connection between the ACKs of another) still coalesce; order
+//! is kept within a flow, not across flows (as the kernel's GRO).
 //!
 //! What this does not do: no IP options or IPv6 extension headers on coalesced packets (such
-//! packets are passed through one by one), no UDP coalescing, no IPv4 fragments, no
-//! allocation after construction, and no panics on malformed input (errors are returned).
+//! packets are passed through one by one), no IPv4 fragments, no UDP datagrams without a
+//! checksum, no allocation after construction, and no panics on malformed input (errors are
+//! returned).
 
 use bh_packet::ip::{Checksum, PROTO_TCP, PROTO_UDP};
 use bh_sys::tun::{VNET_HDR_LEN, VnetHdr};
@@ -418,81 +425,120 @@ impl<'a> Splitter<'a> {
     }
 }
 
-/// Whether the TCP checksum of the IP packet `pkt` (L4 header at `l4`) verifies.
-fn tcp_checksum_ok(pkt: &[u8], v6: bool, l4: usize) -> bool {
+/// Whether the TCP or UDP checksum of the IP packet `pkt` (L4 header at `l4`) verifies.
+fn l4_checksum_ok(pkt: &[u8], v6: bool, l4: usize, kind: L4) -> bool {
     let Some(seg) = pkt.get(l4..) else {
         return false;
     };
+    let proto = match kind {
+        L4::Tcp => PROTO_TCP,
+        L4::Udp => PROTO_UDP,
+    };
     let mut c = Checksum::new();
-    if add_pseudo(&mut c, pkt, v6, PROTO_TCP, seg.len()).is_none() {
+    if add_pseudo(&mut c, pkt, v6, proto, seg.len()).is_none() {
         return false;
     }
     c.add_u16(ones_sum(seg)).folded() == 0xffff
 }
 
-/// What identifies a TCP packet for coalescing: the headers that must match.
+/// What identifies a TCP or UDP packet for coalescing: the headers that must match.
 #[derive(Debug, Clone, Copy)]
-struct TcpView {
+struct View {
+    kind: L4,
     v6: bool,
-    /// Offset of the TCP header (the IP header length).
+    /// Offset of the L4 header (the IP header length).
     l4: usize,
     /// Offset of the payload.
     payload: usize,
+    /// TCP sequence number (0 for UDP).
     seq: u32,
+    /// TCP flags (0 for UDP).
     flags: u8,
 }
 
-/// Parses `pkt` as a TCP packet that may take part in coalescing: IPv4 without options and
-/// not a fragment, or IPv6 with TCP as next header; whole (lengths agree with the buffer).
-fn tcp_view(pkt: &[u8]) -> Option<TcpView> {
-    let v6 = match pkt.first()? >> 4 {
-        4 => false,
-        6 => true,
-        _ => return None,
-    };
-    let l4 = if v6 {
-        if pkt.get(6) != Some(&PROTO_TCP)
-            || usize::from(be16(pkt, 4)?).checked_add(40)? != pkt.len()
-        {
-            return None;
+/// The offset of the L4 header of `pkt` and its protocol if `pkt` may take part in
+/// coalescing: IPv4 without options and not a fragment, or IPv6 whose next header is the
+/// L4 protocol (no extension headers); whole (the IP length agrees with the buffer).
+fn plain_l4(pkt: &[u8]) -> Option<(bool, usize, u8)> {
+    match pkt.first()? >> 4 {
+        4 => {
+            let frag = be16(pkt, 6)?;
+            if pkt.first()? & 0x0f != 5
+                || frag & 0x3fff != 0
+                || usize::from(be16(pkt, 2)?) != pkt.len()
+            {
+                return None;
+            }
+            Some((false, 20, *pkt.get(9)?))
         }
-        40
-    } else {
-        let frag = be16(pkt, 6)?;
-        if pkt.first()? & 0x0f != 5
-            || pkt.get(9) != Some(&PROTO_TCP)
-            || frag & 0x3fff != 0
-            || usize::from(be16(pkt, 2)?) != pkt.len()
-        {
-            return None;
+        6 => {
+            if usize::from(be16(pkt, 4)?).checked_add(40)? != pkt.len() {
+                return None;
+            }
+            Some((true, 40, *pkt.get(6)?))
         }
-        20
-    };
-    let doff = usize::from(pkt.get(l4 + 12)? >> 4) * 4;
-    let payload = l4.checked_add(doff)?;
-    if doff < 20 || payload > pkt.len() {
-        return None;
+        _ => None,
     }
-    Some(TcpView {
-        v6,
-        l4,
-        payload,
-        seq: be32(pkt, l4 + 4)?,
-        flags: *pkt.get(l4 + 13)?,
-    })
 }
 
-/// Merges consecutive TCP segments of one flow into a super-packet with a virtio header,
-/// ready for one `write` to a vnet-header TUN queue. Owns one 64 KiB buffer, allocated once.
+/// Parses `pkt` as a TCP packet, or (if `udp`) a UDP datagram, that may take part in
+/// coalescing (see [`plain_l4`]). A UDP datagram must have a length field that agrees with
+/// the IP length and a checksum (a zero one, "none" over IPv4, is not coalesced).
+fn view(pkt: &[u8], udp: bool) -> Option<View> {
+    let (v6, l4, proto) = plain_l4(pkt)?;
+    match proto {
+        PROTO_TCP => {
+            let doff = usize::from(pkt.get(l4 + 12)? >> 4) * 4;
+            let payload = l4.checked_add(doff)?;
+            if doff < 20 || payload > pkt.len() {
+                return None;
+            }
+            Some(View {
+                kind: L4::Tcp,
+                v6,
+                l4,
+                payload,
+                seq: be32(pkt, l4 + 4)?,
+                flags: *pkt.get(l4 + 13)?,
+            })
+        }
+        PROTO_UDP if udp => {
+            let payload = l4 + 8;
+            if payload > pkt.len()
+                || usize::from(be16(pkt, l4 + 4)?) != pkt.len() - l4
+                || be16(pkt, l4 + 6)? == 0
+            {
+                return None;
+            }
+            Some(View {
+                kind: L4::Udp,
+                v6,
+                l4,
+                payload,
+                seq: 0,
+                flags: 0,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Merges consecutive TCP segments (and, if enabled, UDP datagrams) of one flow into a
+/// super-packet with a virtio header, ready for one `write` to a vnet-header TUN queue. Owns
+/// one 64 KiB buffer, allocated once.
 pub struct Coalescer {
     buf: Box<[u8]>,
     /// Bytes used in `buf` (virtio header included); 0 when no run is open.
     len: usize,
-    view: Option<TcpView>,
+    view: Option<View>,
     gso_size: usize,
     next_seq: u32,
     count: usize,
     closed: bool,
+    /// UDP datagrams are coalesced too (the queue takes `GSO_UDP_L4`).
+    udp: bool,
+    /// The flow of the open run.
+    key: Option<FlowKey>,
 }
 
 impl std::fmt::Debug for Coalescer {
@@ -500,6 +546,7 @@ impl std::fmt::Debug for Coalescer {
         f.debug_struct("Coalescer")
             .field("len", &self.len)
             .field("count", &self.count)
+            .field("udp", &self.udp)
             .finish()
     }
 }
@@ -511,7 +558,7 @@ impl Default for Coalescer {
 }
 
 impl Coalescer {
-    /// An empty coalescer.
+    /// An empty coalescer for TCP only.
     pub fn new() -> Self {
         Self {
             buf: vec![0u8; VNET_HDR_LEN + MAX_SUPER].into_boxed_slice(),
@@ -521,7 +568,21 @@ impl Coalescer {
             next_seq: 0,
             count: 0,
             closed: false,
+            udp: false,
+            key: None,
         }
+    }
+
+    /// An empty coalescer for TCP, and for UDP if `udp` (only for a queue whose kernel
+    /// accepts `GSO_UDP_L4` from userspace: `TUN_F_USO4|6`, Linux 6.2 and later).
+    pub fn with_udp(udp: bool) -> Self {
+        Self { udp, ..Self::new() }
+    }
+
+    /// Stops (or starts) coalescing UDP: once stopped, no UDP datagram joins or starts a run
+    /// (an open UDP run can still be finished).
+    pub fn set_udp(&mut self, udp: bool) {
+        self.udp = udp;
     }
 
     /// Whether a run is open.
@@ -538,7 +599,7 @@ impl Coalescer {
     /// one with it if it can be coalesced. Returns whether `pkt` was taken; when it was not,
     /// call [`finish`](Self::finish) (if a run is open) and push it again, or send it alone.
     pub fn push(&mut self, pkt: &[u8]) -> bool {
-        let Some(v) = tcp_view(pkt) else {
+        let Some(v) = view(pkt, self.udp) else {
             return false;
         };
         let payload = pkt.len() - v.payload;
@@ -548,10 +609,18 @@ impl Coalescer {
         self.append(pkt, v, payload)
     }
 
-    fn start(&mut self, pkt: &[u8], v: TcpView, payload: usize) -> bool {
-        // Only plain data segments (ACK, no PSH/FIN/SYN/RST/URG/ECE/CWR) start a run; PSH or
-        // FIN may only end one, CWR stays on a packet of its own.
-        if payload == 0 || v.flags != TCP_ACK || !tcp_checksum_ok(pkt, v.v6, v.l4) {
+    /// Whether the open run is of the flow of `key` (see [`FlowKey::matches`]).
+    fn holds(&self, key: &FlowKey) -> bool {
+        self.view.is_some() && self.key.is_some_and(|k| k.matches(key))
+    }
+
+    fn start(&mut self, pkt: &[u8], v: View, payload: usize) -> bool {
+        // TCP: only plain data segments (ACK, no PSH/FIN/SYN/RST/URG/ECE/CWR) start a run;
+        // PSH or FIN may only end one, CWR stays on a packet of its own.
+        if payload == 0
+            || (v.kind == L4::Tcp && v.flags != TCP_ACK)
+            || !l4_checksum_ok(pkt, v.v6, v.l4, v.kind)
+        {
             return false;
         }
         let Some(dst) = self.buf.get_mut(VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()) else {
@@ -560,6 +629,7 @@ impl Coalescer {
         dst.copy_from_slice(pkt);
         self.len = VNET_HDR_LEN + pkt.len();
         self.view = Some(v);
+        self.key = FlowKey::of(pkt);
         self.gso_size = payload;
         self.next_seq = v.seq.wrapping_add(payload as u32);
         self.count = 1;
@@ -567,7 +637,7 @@ impl Coalescer {
         true
     }
 
-    fn append(&mut self, pkt: &[u8], v: TcpView, payload: usize) -> bool {
+    fn append(&mut self, pkt: &[u8], v: View, payload: usize) -> bool {
         let Some(head) = self.view else {
             return false;
         };
@@ -576,12 +646,15 @@ impl Coalescer {
             || self.count >= MAX_COALESCE
             || payload == 0
             || payload > self.gso_size
+            || v.kind != head.kind
             || v.v6 != head.v6
             || v.payload != head.payload
-            || v.seq != self.next_seq
-            || v.flags & !allowed != 0
-            || v.flags & TCP_ACK == 0
             || self.len + payload > VNET_HDR_LEN + MAX_SUPER
+        {
+            return false;
+        }
+        if v.kind == L4::Tcp
+            && (v.seq != self.next_seq || v.flags & !allowed != 0 || v.flags & TCP_ACK == 0)
         {
             return false;
         }
@@ -591,7 +664,7 @@ impl Coalescer {
         let Some(p) = pkt.get(..head.payload) else {
             return false;
         };
-        if !same_flow_headers(h, p, head) || !tcp_checksum_ok(pkt, v.v6, v.l4) {
+        if !same_flow_headers(h, p, head) || !l4_checksum_ok(pkt, v.v6, v.l4, v.kind) {
             return false;
         }
         let Some(dst) = self.buf.get_mut(self.len..self.len + payload) else {
@@ -604,8 +677,10 @@ impl Coalescer {
         self.len += payload;
         self.count += 1;
         self.next_seq = self.next_seq.wrapping_add(payload as u32);
-        if let Some(f) = self.buf.get_mut(VNET_HDR_LEN + head.l4 + 13) {
-            *f |= v.flags & (TCP_PSH | TCP_FIN);
+        if v.kind == L4::Tcp {
+            if let Some(f) = self.buf.get_mut(VNET_HDR_LEN + head.l4 + 13) {
+                *f |= v.flags & (TCP_PSH | TCP_FIN);
+            }
         }
         // A short segment, PSH or FIN ends the run (the kernel's GRO flushes there too).
         if payload < self.gso_size || v.flags & (TCP_PSH | TCP_FIN) != 0 {
@@ -616,8 +691,8 @@ impl Coalescer {
 
     /// Closes the open run and returns it with its virtio header in front, ready to write:
     /// one segment is returned as it came (`GSO_NONE`); several become one super-packet with
-    /// fixed IP lengths, a partial TCP checksum and `GSO_TCPV4`/`GSO_TCPV6`. `None` if no run
-    /// was open.
+    /// fixed IP lengths (and UDP length), a partial L4 checksum and
+    /// `GSO_TCPV4`/`GSO_TCPV6`/`GSO_UDP_L4`. `None` if no run was open.
     pub fn finish(&mut self) -> Option<&[u8]> {
         let v = self.view.take()?;
         let len = std::mem::take(&mut self.len);
@@ -633,22 +708,29 @@ impl Coalescer {
                 put16(pkt, 2, u16::try_from(plen).ok()?)?;
                 set_ipv4_checksum(pkt, 20)?;
             }
+            let l4_len = plen - v.l4;
+            let (proto, field, gso_type) = match (v.kind, v.v6) {
+                (L4::Tcp, false) => (PROTO_TCP, 16, VnetHdr::GSO_TCPV4),
+                (L4::Tcp, true) => (PROTO_TCP, 16, VnetHdr::GSO_TCPV6),
+                (L4::Udp, _) => (PROTO_UDP, 6, VnetHdr::GSO_UDP_L4),
+            };
+            if v.kind == L4::Udp {
+                // The kernel's UDP segmentation takes the whole length here and adjusts
+                // the checksum field for each segment's own length.
+                put16(pkt, v.l4 + 4, u16::try_from(l4_len).ok()?)?;
+            }
             // CHECKSUM_PARTIAL convention: the field holds the folded pseudo-header sum (not
-            // complemented) over the whole TCP length; the kernel finishes each segment.
+            // complemented) over the whole L4 length; the kernel finishes each segment.
             let mut c = Checksum::new();
-            add_pseudo(&mut c, pkt, v.v6, PROTO_TCP, plen - v.l4)?;
-            put16(pkt, v.l4 + 16, c.folded())?;
+            add_pseudo(&mut c, pkt, v.v6, proto, l4_len)?;
+            put16(pkt, v.l4 + field, c.folded())?;
             VnetHdr {
                 flags: VnetHdr::F_NEEDS_CSUM,
-                gso_type: if v.v6 {
-                    VnetHdr::GSO_TCPV6
-                } else {
-                    VnetHdr::GSO_TCPV4
-                },
+                gso_type,
                 hdr_len: u16::try_from(v.payload).ok()?,
                 gso_size: u16::try_from(self.gso_size).ok()?,
                 csum_start: u16::try_from(v.l4).ok()?,
-                csum_offset: 16,
+                csum_offset: field as u16,
             }
         };
         self.buf
@@ -658,10 +740,206 @@ impl Coalescer {
     }
 }
 
+/// The flow an IP packet belongs to, as far as ordering goes: IP version, addresses, and
+/// (when the packet shows them) L4 protocol and ports. Packets that share a key keep their
+/// order through [`Lanes`]; packets of different keys may be reordered against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlowKey {
+    v6: bool,
+    /// Source then destination address (8 octets of IPv4 or 32 of IPv6).
+    addrs: [u8; 32],
+    /// The L4 protocol; `None` for IPv6 with extension headers (the protocol is unknown).
+    proto: Option<u8>,
+    /// Source and destination port; `None` for IPv4 fragments and other protocols.
+    ports: Option<[u8; 4]>,
+}
+
+impl FlowKey {
+    /// The key of `pkt`; `None` if it is not IPv4 or IPv6 with a whole fixed header.
+    fn of(pkt: &[u8]) -> Option<Self> {
+        let mut addrs = [0u8; 32];
+        let (v6, proto, l4) = match pkt.first()? >> 4 {
+            4 => {
+                addrs.get_mut(..8)?.copy_from_slice(pkt.get(12..20)?);
+                let ihl = usize::from(pkt.first()? & 0x0f) * 4;
+                let fragment = be16(pkt, 6)? & 0x3fff != 0;
+                (false, Some(*pkt.get(9)?), (!fragment).then_some(ihl))
+            }
+            6 => {
+                addrs.copy_from_slice(pkt.get(8..40)?);
+                let next = *pkt.get(6)?;
+                if next == PROTO_TCP || next == PROTO_UDP {
+                    (true, Some(next), Some(40))
+                } else {
+                    (true, None, None)
+                }
+            }
+            _ => return None,
+        };
+        let ports = match (proto, l4) {
+            (Some(PROTO_TCP | PROTO_UDP), Some(l4)) => pkt.get(l4..)?.first_chunk::<4>().copied(),
+            _ => None,
+        };
+        Some(Self {
+            v6,
+            addrs,
+            proto,
+            ports,
+        })
+    }
+
+    /// Whether a run of flow `self` (a coalesced TCP or UDP flow) must be written before a
+    /// packet of key `other`: same addresses and, as far as `other` shows them, protocol
+    /// and ports.
+    fn matches(&self, other: &Self) -> bool {
+        self.v6 == other.v6
+            && self.addrs == other.addrs
+            && other.proto.is_none_or(|p| self.proto == Some(p))
+            && other.ports.is_none_or(|p| self.ports == Some(p))
+    }
+}
+
+/// Runs of several flows open at once: receive-side GRO over a batch in which flows
+/// interleave (many UDP flows, or TCP data of one flow between the ACKs of another). Each
+/// lane is a [`Coalescer`]; a packet joins its flow's lane, and a packet that cannot join
+/// first has its flow's lane written, so order within a flow is kept. When every lane is
+/// busy, the lane opened first is written to make room.
+#[derive(Debug)]
+pub struct Lanes {
+    lanes: Vec<Coalescer>,
+    /// When each lane's run was opened (a counter), to pick the oldest to write.
+    opened: Vec<u64>,
+    clock: u64,
+}
+
+impl Lanes {
+    /// `n` lanes (at least one) of 64 KiB each; UDP is coalesced if `udp` (see
+    /// [`Coalescer::with_udp`]).
+    pub fn new(n: usize, udp: bool) -> Self {
+        let n = n.max(1);
+        Self {
+            lanes: (0..n).map(|_| Coalescer::with_udp(udp)).collect(),
+            opened: vec![0; n],
+            clock: 0,
+        }
+    }
+
+    /// Stops (or starts) coalescing UDP; open UDP runs take no more datagrams but are still
+    /// written by [`flush`](Self::flush), or before the next packet of their flow.
+    pub fn set_udp(&mut self, udp: bool) {
+        for l in &mut self.lanes {
+            l.set_udp(udp);
+        }
+    }
+
+    /// Takes `pkt` into its flow's run, writing runs with `emit(super_packet, segments)` as
+    /// needed. Returns false when `pkt` was not taken: the caller writes it alone, and may
+    /// do so at once (every run of its flow has been written already).
+    pub fn push(&mut self, pkt: &[u8], emit: &mut dyn FnMut(&[u8], usize)) -> bool {
+        let Some(key) = FlowKey::of(pkt) else {
+            return false;
+        };
+        if let Some(i) = self.lanes.iter().position(|l| l.holds(&key)) {
+            let Some(lane) = self.lanes.get_mut(i) else {
+                return false;
+            };
+            if lane.push(pkt) {
+                return true;
+            }
+            let count = lane.count();
+            if let Some(out) = lane.finish() {
+                emit(out, count);
+            }
+            // Another lane might hold the same addresses with other ports when `pkt` shows
+            // no ports (a fragment): write those as well.
+            if key.ports.is_none() {
+                self.flush_matching(&key, emit);
+            }
+            return self.start(i, pkt);
+        }
+        let free = match self.lanes.iter().position(|l| !l.is_open()) {
+            Some(i) => i,
+            None => {
+                let oldest =
+                    (0..self.lanes.len()).min_by_key(|&i| self.opened.get(i).copied().unwrap_or(0));
+                let Some((i, lane)) = oldest.and_then(|i| Some((i, self.lanes.get_mut(i)?))) else {
+                    return false;
+                };
+                if view(pkt, lane.udp).is_none() {
+                    // It would not start a run anyway: no need to write one for it.
+                    return false;
+                }
+                let count = lane.count();
+                if let Some(out) = lane.finish() {
+                    emit(out, count);
+                }
+                i
+            }
+        };
+        self.start(free, pkt)
+    }
+
+    fn start(&mut self, i: usize, pkt: &[u8]) -> bool {
+        let (Some(lane), Some(at)) = (self.lanes.get_mut(i), self.opened.get_mut(i)) else {
+            return false;
+        };
+        if lane.push(pkt) {
+            self.clock += 1;
+            *at = self.clock;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn flush_matching(&mut self, key: &FlowKey, emit: &mut dyn FnMut(&[u8], usize)) {
+        for lane in &mut self.lanes {
+            if lane.holds(key) {
+                let count = lane.count();
+                if let Some(out) = lane.finish() {
+                    emit(out, count);
+                }
+            }
+        }
+    }
+
+    /// Writes every open run, oldest first.
+    pub fn flush(&mut self, emit: &mut dyn FnMut(&[u8], usize)) {
+        let mut order: [(u64, usize); MAX_LANES] = [(0, 0); MAX_LANES];
+        let mut k = 0;
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if lane.is_open() && k < MAX_LANES {
+                order[k] = (self.opened.get(i).copied().unwrap_or(0), i);
+                k += 1;
+            }
+        }
+        let order = &mut order[..k];
+        order.sort_unstable();
+        for &(_, i) in order.iter() {
+            if let Some(lane) = self.lanes.get_mut(i) {
+                let count = lane.count();
+                if let Some(out) = lane.finish() {
+                    emit(out, count);
+                }
+            }
+        }
+        // Lanes past MAX_LANES (never made by `new`'s callers here, but possible).
+        for lane in self.lanes.iter_mut().skip(MAX_LANES) {
+            let count = lane.count();
+            if let Some(out) = lane.finish() {
+                emit(out, count);
+            }
+        }
+    }
+}
+
+/// The most lanes [`Lanes::flush`] orders by age (more still work, written after).
+pub const MAX_LANES: usize = 32;
+
 /// Whether the headers (up to the payload) of `p` match the run's head `h` where they must:
 /// everything but the IPv4 total length, identification and checksum (or IPv6 payload
-/// length), the TCP sequence number, flags, window and checksum.
-fn same_flow_headers(h: &[u8], p: &[u8], v: TcpView) -> bool {
+/// length), the TCP sequence number, flags, window and checksum (UDP: length and checksum).
+fn same_flow_headers(h: &[u8], p: &[u8], v: View) -> bool {
     let l4 = v.l4;
     let ip_same = if v.v6 {
         // Version, traffic class, flow label; next header, hop limit; addresses.
@@ -673,11 +951,13 @@ fn same_flow_headers(h: &[u8], p: &[u8], v: TcpView) -> bool {
             && h.get(8..10) == p.get(8..10)
             && h.get(12..20) == p.get(12..20)
     };
+    // Ports; for TCP also the acknowledgment number, data offset, urgent pointer, options
+    // (a UDP header has nothing else that must match).
     ip_same
-        // Ports; acknowledgment number; data offset; urgent pointer; options.
         && h.get(l4..l4 + 4) == p.get(l4..l4 + 4)
-        && h.get(l4 + 8..l4 + 13) == p.get(l4 + 8..l4 + 13)
-        && h.get(l4 + 18..v.payload) == p.get(l4 + 18..v.payload)
+        && (v.kind == L4::Udp
+            || (h.get(l4 + 8..l4 + 13) == p.get(l4 + 8..l4 + 13)
+                && h.get(l4 + 18..v.payload) == p.get(l4 + 18..v.payload)))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use bh_sys::udp::UdpSocket;
 use bh_sys::{MAX_GSO_SEGMENTS, RecvMeta, SendMsg};
 
 use crate::counters::{GlobalSnapshot, TunnelSnapshot};
-use crate::offload::{Coalescer, MAX_SUPER, Splitter};
+use crate::offload::{Lanes, MAX_SUPER, Splitter};
 use crate::slots::{Mailbox, TunQueues};
 use crate::{BATCH, Encap, IkeDatagram, Shared};
 
@@ -62,6 +62,12 @@ const GRO_BUFFER: usize = 65_536;
 /// 65,507; keep clear of it for IPv6 and IP options).
 const GSO_MAX_BYTES: usize = 65_000;
 
+/// Flows coalesced at once per worker on the TUN write side (one 64 KiB buffer each, touched
+/// only when used).
+// why: with 8 UDP flows interleaved in a batch, one run at a time wrote every packet alone;
+// a lane per flow lets each flow's packets of the batch go out in one write.
+const LANES: usize = 16;
+
 /// An ESP datagram that arrived before its SA. After a rekey the responder switches to the new
 /// SA as soon as it has answered, while the initiator still has to process that answer (DH,
 /// key derivation) and install the SA: packets in that gap would be lost. They wait here,
@@ -90,6 +96,9 @@ pub(crate) struct Worker {
     next_keepalive: Vec<Option<Instant>>,
     /// Per tunnel: its queue carries virtio headers (TSO/USO super-packets in, GSO out).
     vnet: Vec<bool>,
+    /// Per tunnel: its queue takes `GSO_UDP_L4` super-packets (USO accepted, cleared on the
+    /// first write the kernel refuses).
+    uso: Vec<bool>,
     /// One packet read from a vnet-header queue, virtio header first.
     tun_rx: Box<[u8]>,
     /// The packet in `tun_rx` still being cut: (tunnel, length, segments already taken).
@@ -100,7 +109,7 @@ pub(crate) struct Worker {
     gro: bool,
     gro_bufs: Vec<Box<[u8]>>,
     gro_metas: [RecvMeta; GRO_BUFFERS],
-    coalescer: Coalescer,
+    lanes: Lanes,
     parked: Vec<Parked>,
     /// The SA table generation the parked datagrams were last tried against.
     parked_table: usize,
@@ -137,6 +146,12 @@ impl Worker {
             })
             .collect();
         let vnet: Vec<bool> = tun.iter().map(|q| q.vnet_hdr().unwrap_or(false)).collect();
+        let uso_flags = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+        let uso = tun
+            .iter()
+            .zip(&vnet)
+            .map(|(q, &v)| v && q.offloads() & uso_flags == uso_flags)
+            .collect();
         let any_vnet = vnet.iter().any(|&v| v);
         // why: GRO cut the receive side's per-datagram kernel cost (perf-anchors §3.1: 1 us
         // -> 0.34 us per packet); without it (kernels before 5.0) datagrams come one by one.
@@ -165,6 +180,7 @@ impl Worker {
                 .collect(),
             parked_table: 0,
             vnet,
+            uso,
             tun_rx: vec![
                 0u8;
                 if any_vnet {
@@ -181,7 +197,7 @@ impl Worker {
                 .map(|_| vec![0u8; GRO_BUFFER].into_boxed_slice())
                 .collect(),
             gro_metas: [RecvMeta::default(); GRO_BUFFERS],
-            coalescer: Coalescer::new(),
+            lanes: Lanes::new(LANES, false),
         })
     }
 
@@ -864,11 +880,18 @@ impl Worker {
             };
             let mut tally = TunnelSnapshot::default();
             let vnet = self.vnet.get(entry.tunnel).copied().unwrap_or(false);
+            let mut uso = self.uso.get(entry.tunnel).copied().unwrap_or(false);
+            self.lanes.set_udp(uso);
             let mut authenticated_src = None;
             let opened = self.bufs[i..j]
                 .iter_mut()
                 .zip(&results[i..j])
                 .zip(&self.metas[i..j]);
+            let Some(q) = self.tun.get(entry.tunnel) else {
+                i = j;
+                continue;
+            };
+            let scratch = &mut self.scratch;
             for ((buf, result), meta) in opened {
                 if result.is_err() {
                     continue;
@@ -881,10 +904,6 @@ impl Worker {
                         tally.mss_clamped += 1;
                     }
                 }
-                let Some(q) = self.tun.get(entry.tunnel) else {
-                    tally.tun_write_errors += 1;
-                    continue;
-                };
                 if !vnet {
                     match q.write(buf.data()) {
                         Ok(_) => tally.tun_tx_packets += 1,
@@ -893,15 +912,13 @@ impl Worker {
                     continue;
                 }
                 // why: one write of a coalesced run replaces up to 64 per-packet trips through
-                // the TUN and the stack (perf-anchors §3.1: TUN write ~5.5 us per packet).
-                if self.coalescer.push(buf.data()) {
+                // the TUN and the stack (perf-anchors §3.1: TUN write ~5.5 us per packet);
+                // lanes keep a run per flow open across the batch.
+                let taken = self.lanes.push(buf.data(), &mut |out, count| {
+                    write_run(q, out, count, scratch, &mut uso, &mut tally);
+                });
+                if taken {
                     continue;
-                }
-                if self.coalescer.is_open() {
-                    flush_run(&mut self.coalescer, q, &mut tally);
-                    if self.coalescer.push(buf.data()) {
-                        continue;
-                    }
                 }
                 // Alone, behind a zero virtio header (no offload; the kernel checks the
                 // checksum), written in place in the headroom.
@@ -916,8 +933,13 @@ impl Worker {
                     Err(_) => tally.tun_write_errors += 1,
                 }
             }
-            if let Some(q) = self.tun.get(entry.tunnel) {
-                flush_run(&mut self.coalescer, q, &mut tally);
+            self.lanes.flush(&mut |out, count| {
+                write_run(q, out, count, scratch, &mut uso, &mut tally);
+            });
+            if !uso {
+                if let Some(u) = self.uso.get_mut(entry.tunnel) {
+                    *u = false;
+                }
             }
             if let Some(src) = authenticated_src {
                 self.follow_peer(entry.tunnel, src, raw);
@@ -1008,15 +1030,61 @@ impl Worker {
     }
 }
 
-/// Writes the coalescer's open run (if any) to `q` and counts its packets.
-fn flush_run(c: &mut Coalescer, q: &TunQueue, tally: &mut TunnelSnapshot) {
-    let count = c.count() as u64;
-    if let Some(out) = c.finish() {
-        match q.write(out) {
-            Ok(_) => tally.tun_tx_packets += count,
-            Err(_) => tally.tun_write_errors += count,
+/// Writes one coalesced run of `count` packets (virtio header first) to `q` and counts them.
+/// A `GSO_UDP_L4` run the kernel refuses (EINVAL: no USO on this kernel after all) is cut
+/// back into datagrams in `scratch` and written one by one, and `uso` is cleared so later
+/// batches do not coalesce UDP.
+fn write_run(
+    q: &TunQueue,
+    out: &[u8],
+    count: usize,
+    scratch: &mut [u8],
+    uso: &mut bool,
+    tally: &mut TunnelSnapshot,
+) {
+    let count = count as u64;
+    match q.write(out) {
+        Ok(_) => {
+            tally.tun_tx_packets += count;
+            return;
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(_) => {
+            tally.tun_write_errors += count;
+            return;
         }
     }
+    let hdr = VnetHdr::decode(out).filter(|h| h.gso_type == VnetHdr::GSO_UDP_L4);
+    let (Some(hdr), Some(pkt)) = (hdr, out.get(VNET_HDR_LEN..)) else {
+        tally.tun_write_errors += count;
+        return;
+    };
+    if *uso {
+        tracing::info!("TUN refused a UDP super-packet (GSO_UDP_L4); writing UDP one by one");
+        *uso = false;
+    }
+    let Ok(mut split) = Splitter::new(&hdr, pkt) else {
+        tally.tun_write_errors += count;
+        return;
+    };
+    let mut written = 0;
+    if let Some(head) = scratch.get_mut(..VNET_HDR_LEN) {
+        // Zero virtio header: no offload, the checksum is complete.
+        head.fill(0);
+    }
+    while let Some(Some(Ok(len))) = scratch
+        .get_mut(VNET_HDR_LEN..)
+        .map(|room| split.next_into(room))
+    {
+        let one = scratch.get(..VNET_HDR_LEN + len);
+        if one.is_some_and(|p| q.write(p).is_ok_and(|n| n > 0)) {
+            tally.tun_tx_packets += 1;
+        } else {
+            tally.tun_write_errors += 1;
+        }
+        written += 1;
+    }
+    tally.tun_write_errors += count.saturating_sub(written);
 }
 
 fn is_unspecified(ip: IpAddr) -> bool {

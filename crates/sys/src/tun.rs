@@ -113,6 +113,8 @@ pub struct Tun {
 #[derive(Debug)]
 pub struct TunQueue {
     fd: OwnedFd,
+    /// The device's accepted `TUN_F_*` offloads, as [`Tun::offloads`] (0 when unknown).
+    offloads: u32,
 }
 
 /// `struct ifreq` as used by TUNSETIFF: the name, the flags, and the rest of the 40-byte union.
@@ -170,6 +172,9 @@ impl Tun {
                 match set_offload(first, candidate) {
                     Ok(()) => {
                         offloads = candidate;
+                        for q in &mut list {
+                            q.offloads = candidate;
+                        }
                         break;
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EINVAL) => continue,
@@ -247,7 +252,7 @@ impl TunQueue {
         let got = unsafe { CStr::from_ptr(req.name.as_ptr()) }
             .to_string_lossy()
             .into_owned();
-        Ok((Self { fd }, got))
+        Ok((Self { fd, offloads: 0 }, got))
     }
 
     /// Reads one packet into `buf` without blocking. Returns its length (never more than
@@ -289,6 +294,13 @@ impl TunQueue {
         // SAFETY: `req` is a live 40-byte ifreq-shaped struct that TUNGETIFF fills.
         cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TUNGETIFF, &mut req) })?;
         Ok(req.flags & (libc::IFF_VNET_HDR as libc::c_short) != 0)
+    }
+
+    /// The `TUN_F_*` offloads the kernel accepted for this queue's device when it was created
+    /// by [`Tun::create_with`]. With `TUN_F_USO4|TUN_F_USO6` the kernel (6.2 and later) also
+    /// takes `GSO_UDP_L4` super-packets written to the queue.
+    pub fn offloads(&self) -> u32 {
+        self.offloads
     }
 
     /// The raw descriptor, for [`crate::poll::Epoll::add`].

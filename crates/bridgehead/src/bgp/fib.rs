@@ -1,5 +1,11 @@
-//! Kernel route sync for the BGP service: dumps our table through `bh_sys::link`, asks
-//! [`bh_fib::reconcile`] what to change, and applies the ops.
+//! Kernel route sync for the BGP service, two ways:
+//! - [`FibSync::sync`], the full reconcile: dumps our table through `bh_sys::link`, asks
+//!   [`bh_fib::reconcile`] what to change, and applies the ops. At start-up, after a device
+//!   changed state, after an error, and now and then while conflicts are pending.
+//! - [`FibSync::apply`], the incremental one: only the prefixes whose best routes changed, with
+//!   no dump, against the set of prefixes it installed. A prefix new to us is added with
+//!   `NLM_F_EXCL`, so a route someone else holds is never overwritten; the unexpected `EEXIST`
+//!   asks for a full reconcile, which sorts ours from theirs.
 //!
 //! Only routes with [`crate::daemon::RTPROT_BRIDGEHEAD`], in the configured table, at the
 //! configured metric are ever replaced or deleted; a prefix held by another protocol's route at
@@ -31,8 +37,10 @@ pub struct FibSync {
     nl: Netlink,
     scope: Scope,
     counters: FibCounters,
-    /// Prefixes installed by the last sync (for status).
+    /// Prefixes we installed (as of the last sync or change).
     installed: BTreeSet<Prefix>,
+    /// Desired prefixes held by another protocol's route (as of the last full sync).
+    conflicts: BTreeSet<Prefix>,
     warned: BTreeSet<Prefix>,
 }
 
@@ -44,6 +52,7 @@ impl FibSync {
             scope,
             counters: FibCounters::default(),
             installed: BTreeSet::new(),
+            conflicts: BTreeSet::new(),
             warned: BTreeSet::new(),
         })
     }
@@ -61,6 +70,77 @@ impl FibSync {
     /// Whether `prefix` is installed (as of the last sync).
     pub fn is_installed(&self, prefix: &Prefix) -> bool {
         self.installed.contains(prefix)
+    }
+
+    /// Whether desired prefixes are held by other protocols' routes (a full sync notices when
+    /// they go).
+    pub fn has_conflicts(&self) -> bool {
+        !self.conflicts.is_empty()
+    }
+
+    /// Applies `changes` (prefix → next hops; no next hops: not wanted any more) without a
+    /// dump. Returns whether a full [`FibSync::sync`] is needed: a kernel request failed, or a
+    /// prefix we never installed is already held (by a route of ours left from an error, or by
+    /// another protocol's).
+    pub fn apply(&mut self, changes: &Desired) -> bool {
+        let Scope {
+            table,
+            protocol,
+            metric,
+        } = self.scope;
+        let mut full = false;
+        for (prefix, nexthops) in changes {
+            let (dst, len) = (prefix.addr(), prefix.prefix_len());
+            if nexthops.is_empty() {
+                self.conflicts.remove(prefix);
+                if !self.installed.remove(prefix) {
+                    continue;
+                }
+                match self.nl.delete_route(dst, len, table, protocol, metric) {
+                    Ok(()) => {
+                        self.counters.deleted = self.counters.deleted.saturating_add(1);
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(e) => {
+                        self.counters.errors = self.counters.errors.saturating_add(1);
+                        tracing::warn!(%prefix, error = %e, "cannot remove route");
+                        full = true;
+                    }
+                }
+                continue;
+            }
+            if self.conflicts.contains(prefix) {
+                continue;
+            }
+            let hops: Vec<link::NextHop> = nexthops
+                .iter()
+                .map(|h| link::NextHop {
+                    ifindex: h.ifindex,
+                    gateway: h.gateway,
+                })
+                .collect();
+            let ours = self.installed.contains(prefix);
+            let r = if ours {
+                self.nl
+                    .replace_route(dst, len, &hops, table, protocol, metric)
+            } else {
+                self.nl
+                    .add_route_exclusive(dst, len, &hops, table, protocol, metric)
+            };
+            match r {
+                Ok(()) => {
+                    self.counters.replaced = self.counters.replaced.saturating_add(1);
+                    self.installed.insert(*prefix);
+                }
+                Err(e) if !ours && e.raw_os_error() == Some(libc::EEXIST) => full = true,
+                Err(e) => {
+                    self.counters.errors = self.counters.errors.saturating_add(1);
+                    tracing::warn!(%prefix, error = %e, "cannot install route");
+                    full = true;
+                }
+            }
+        }
+        full
     }
 
     fn observe(&mut self) -> Result<Vec<Observed>> {
@@ -160,6 +240,7 @@ impl FibSync {
             }
         }
         self.counters.conflicts = conflicts;
+        self.conflicts.clear();
         self.installed = desired
             .iter()
             .filter(|(_, h)| !h.is_empty())
@@ -172,6 +253,11 @@ impl FibSync {
                 .map(|o| o.prefix)
                 .collect();
             self.installed.retain(|p| !held.contains(p));
+            self.conflicts = desired
+                .keys()
+                .filter(|p| held.contains(p))
+                .copied()
+                .collect();
         }
         Ok(())
     }

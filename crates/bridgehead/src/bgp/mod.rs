@@ -3,9 +3,11 @@
 //! One thread runs an epoll loop that
 //! - listens on TCP port 179 (dual-stack `[::]:179`, else `0.0.0.0:179`) and hands connections
 //!   from configured neighbors to the speaker (others are closed at once);
-//! - opens the connections the speaker asks for (each `connect` on a short helper thread, so a
-//!   silent peer never stalls the loop), with TTL 1 for directly connected IPv4 peers or the
-//!   neighbor's `multihop` TTL;
+//! - opens the connections the speaker asks for (the SYN leaves from the loop, the wait for the
+//!   answer runs on a short helper thread, so a silent peer never stalls the loop), with TTL 1
+//!   for directly connected IPv4 peers or the neighbor's `multihop` TTL; an attempt the speaker
+//!   abandons (the peer's connection won, §6.8) is aborted at once, so no SYN retransmission
+//!   reaches the peer after its session is up;
 //! - signs the sessions of neighbors with `md5_password` with TCP MD5 (RFC 2385): the key is set
 //!   per peer address on the listening socket (accepted connections inherit it) and on each
 //!   outgoing socket before its SYN ([`bh_sys::tcp_md5`]); a kernel without
@@ -14,7 +16,8 @@
 //!   counters when they moved;
 //! - feeds bytes in, writes bytes out (non-blocking, with a bounded per-connection backlog),
 //!   and drives the speaker's timers from a monotonic clock;
-//! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`]: routes tagged
+//! - keeps the kernel equal to the speaker's best routes through [`fib::FibSync`], changed
+//!   prefixes only (a full reconcile at start, on device changes, errors and conflicts): routes tagged
 //!   [`crate::daemon::RTPROT_BRIDGEHEAD`], in `[bgp].table` at `[bgp].metric`, ECMP over the
 //!   neighbors' devices; stale routes of an earlier run are removed at start-up;
 //! - watches links ([`bh_sys::link::LinkWatch`]): a device going down (a tunnel's, or the link
@@ -22,8 +25,14 @@
 //!   once, so an ECMP route keeps only live hops (the session follows when its hold timer
 //!   expires), and they come back when the device is up again.
 //!
+//! Neighbors over a tunnel the cloud's design keeps down ([`crate::cloud::design`]) get no
+//! session (no connects through a tunnel that never comes up): they show as `Idle` with
+//! `by_design: true` and the reason as their `last_error`.
+//!
 //! [`BgpService::status_json`] reports neighbors (AS, state, uptime, prefixes received and
 //! sent, messages each way, whether TCP MD5 is on, last error) and the best routes with their installed state.
+//! [`BgpService::routes_view`] answers `bridgehead routes` from the loop: a bounded per-prefix
+//! view of the RIBs and the kernel ([`routes_view`]).
 //!
 //! Configuration reload ([`BgpService::remove_neighbors`], [`BgpService::apply`]) runs on the
 //! loop's thread, woken through its eventfd: neighbors removed are stopped with Cease/Peer
@@ -38,6 +47,7 @@
 //! if the process ends without either, they stay until the next start removes them as stale.
 
 pub mod fib;
+pub mod routes_view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
@@ -77,6 +87,8 @@ const TICK: Duration = Duration::from_millis(200);
 const STATUS_ROUTES: usize = 1000;
 /// Shortest interval between two kernel syncs.
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a full reconcile looks again at prefixes other protocols' routes held.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 /// Shortest interval between two status snapshots.
 const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -88,6 +100,8 @@ const TOKEN_CONN: u64 = 16;
 /// The running BGP service (shared with the control socket thread, so `Send + Sync`).
 pub struct BgpService {
     status: Arc<Mutex<Value>>,
+    /// Route view queries to the loop ([`routes_view`]); `None` without `[bgp]`.
+    queries: Option<mpsc::SyncSender<routes_view::Query>>,
     stop: Arc<AtomicBool>,
     wake: Arc<EventFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -120,6 +134,7 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     let Some(bgp) = cfg.bgp.clone() else {
         return Ok(BgpService {
             status,
+            queries: None,
             stop,
             wake,
             thread: Mutex::new(None),
@@ -128,6 +143,8 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     };
     let mut lp = Loop::new(cfg, &bgp, Arc::clone(&wake), Arc::clone(&status))?;
     lp.requests = Arc::clone(&requests);
+    let (queries, query_rx) = mpsc::sync_channel(routes_view::QUERY_QUEUE);
+    lp.queries = Some(query_rx);
     let (stop2, ready_tx) = (Arc::clone(&stop), mpsc::sync_channel::<Result<()>>(1));
     let (ready_tx, ready_rx) = ready_tx;
     // The loop (and its netlink sockets) run in the thread's network namespace: the daemon's.
@@ -149,6 +166,7 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     }
     Ok(BgpService {
         status,
+        queries: Some(queries),
         stop,
         wake,
         thread: Mutex::new(Some(thread)),
@@ -308,17 +326,27 @@ struct Loop {
     conns: HashMap<ConnId, Conn>,
     /// Outgoing connects in progress, with their neighbor.
     connecting: HashMap<ConnId, PeerId>,
+    /// A clone of each connecting socket, to abort it when the speaker gives up on it.
+    aborts: HashMap<ConnId, TcpStream>,
     connect_tx: mpsc::Sender<(ConnId, io::Result<TcpStream>)>,
     connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
     fib: Option<FibSync>,
     fib_dirty: bool,
+    /// Prefixes whose best routes changed since the last sync: the incremental sync's work.
+    fib_changed: BTreeSet<bh_fib::Prefix>,
+    /// The next sync must be a full reconcile (a device changed state, or a change failed).
+    fib_full: bool,
+    /// When the last full reconcile ran.
+    last_full: std::time::Instant,
     /// When the kernel was last synced and the status last published (both rate-limited, so
     /// a large table arriving costs one dump per interval, not one per read).
     last_sync: std::time::Instant,
     last_status: std::time::Instant,
     /// A session changed state or recorded an error: publish the status without waiting.
     status_now: bool,
-    best: BTreeMap<bh_fib::Prefix, Vec<bh_bgp::speaker::NextHop>>,
+    /// The best next hops per prefix; equal sets share one allocation (`last_hops`).
+    best: BTreeMap<bh_fib::Prefix, Arc<[bh_bgp::speaker::NextHop]>>,
+    last_hops: Option<Arc<[bh_bgp::speaker::NextHop]>>,
     down: BTreeSet<u32>,
     status: Arc<Mutex<Value>>,
     cfg: Config,
@@ -326,6 +354,10 @@ struct Loop {
     md5_seen: bh_sys::tcp_md5::Md5Counters,
     /// Reload steps from [`BgpService`].
     requests: Arc<Mutex<Vec<Request>>>,
+    /// Neighbors over a tunnel the cloud's design keeps down, with the reason: never started.
+    by_design: Vec<(BgpNeighbor, String)>,
+    /// Route view queries from the control thread ([`routes_view`]).
+    queries: Option<mpsc::Receiver<routes_view::Query>>,
 }
 
 fn to_bgp_prefix(p: &bh_config::Prefix) -> Result<bh_bgp::Prefix> {
@@ -382,7 +414,18 @@ impl Loop {
     fn new(cfg: &Config, bgp: &Bgp, wake: Arc<EventFd>, status: Arc<Mutex<Value>>) -> Result<Self> {
         let (connect_tx, connect_rx) = mpsc::channel();
         let mut neighbors = Vec::new();
+        let design = crate::cloud::design::down_by_design(cfg);
+        let mut by_design = Vec::new();
         for n in &bgp.neighbors {
+            let tunnel_down = n.tunnel.as_ref().and_then(|name| {
+                let i = cfg.tunnels.iter().position(|t| &t.name == name)?;
+                design.get(i).cloned().flatten().map(|why| (name, why))
+            });
+            if let Some((name, why)) = tunnel_down {
+                tracing::warn!(neighbor = %n.address, tunnel = %name, "not started: its tunnel is down by design");
+                by_design.push((n.clone(), format!("not started: tunnel {name} is {why}")));
+                continue;
+            }
             let ifindex = match &n.tunnel {
                 Some(name) => {
                     let dev = format!("bh-{name}");
@@ -408,19 +451,26 @@ impl Loop {
             links: None,
             conns: HashMap::new(),
             connecting: HashMap::new(),
+            aborts: HashMap::new(),
             connect_tx,
             connect_rx,
             fib: None,
             fib_dirty: false,
+            fib_changed: BTreeSet::new(),
+            fib_full: false,
+            last_full: std::time::Instant::now(),
             last_sync: std::time::Instant::now(),
             last_status: std::time::Instant::now(),
             status_now: true,
             best: BTreeMap::new(),
+            last_hops: None,
             down: BTreeSet::new(),
             status,
             cfg: cfg.clone(),
             md5_seen: bh_sys::tcp_md5::md5_counters().unwrap_or_default(),
             requests: Arc::new(Mutex::new(Vec::new())),
+            by_design,
+            queries: None,
         })
     }
 
@@ -486,6 +536,7 @@ impl Loop {
             .map(to_bgp_prefix)
             .collect::<Result<_>>()?;
         sc.max_paths = bgp.multipath;
+        sc.transit = bgp.transit;
         let mut speaker = Speaker::new(sc);
         let now = self.now();
         for (i, (n, _)) in self.neighbors.iter().enumerate() {
@@ -587,12 +638,40 @@ impl Loop {
         let Some(bgp) = cfg.bgp.clone() else {
             return errors;
         };
-        self.remove(&plan.removed);
+        // Neighbors over a tunnel the cloud's design keeps down are not run.
+        let design = crate::cloud::design::down_by_design(&cfg);
+        let mut by_design = Vec::new();
+        let mut running = Vec::new();
+        for n in &bgp.neighbors {
+            let down = n.tunnel.as_ref().and_then(|name| {
+                let i = cfg.tunnels.iter().position(|t| &t.name == name)?;
+                design.get(i).cloned().flatten().map(|why| (name, why))
+            });
+            match down {
+                Some((name, why)) => {
+                    by_design.push((n.clone(), format!("not started: tunnel {name} is {why}")));
+                }
+                None => running.push(n.clone()),
+            }
+        }
+        // Gone from the running set (removed, or now down by design).
+        let gone: Vec<IpAddr> = self
+            .speaker
+            .as_ref()
+            .map(|sp| {
+                sp.neighbors()
+                    .map(|(_, nc, ..)| nc.address)
+                    .filter(|a| !running.iter().any(|n| n.address == *a))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.remove(&gone);
+        self.by_design = by_design;
         self.cfg = cfg;
         // The neighbor list and devices of the new configuration (a re-created tunnel has a
         // new device index).
         let mut neighbors = Vec::new();
-        for n in &bgp.neighbors {
+        for n in &running {
             let ifindex = n.tunnel.as_ref().and_then(|name| {
                 let dev = format!("bh-{name}");
                 match bh_sys::link::ifindex(&dev) {
@@ -610,7 +689,23 @@ impl Loop {
             list.iter().position(|(n, _)| n.address == addr)
         };
         let now = self.now();
-        for &addr in plan.added.iter().chain(plan.reset.iter().map(|(a, _)| a)) {
+        // New to the speaker (added, or no longer down by design), and those to reset.
+        let fresh: Vec<IpAddr> = running
+            .iter()
+            .map(|n| n.address)
+            .filter(|a| {
+                self.speaker
+                    .as_ref()
+                    .is_some_and(|sp| sp.neighbor_by_addr(*a).is_none())
+            })
+            .collect();
+        let reset = plan
+            .reset
+            .iter()
+            .map(|(a, _)| *a)
+            .filter(|a| !fresh.contains(a));
+        let todo: Vec<IpAddr> = fresh.iter().copied().chain(reset).collect();
+        for addr in todo {
             let Some(i) = find(addr, &self.neighbors) else {
                 continue;
             };
@@ -734,6 +829,7 @@ impl Loop {
             self.flush_backlogs();
             self.sync_fib();
             self.publish_status();
+            self.answer_route_queries();
         }
         // Stopping: close the connections and take our routes out of the kernel.
         for (_, c) in self.conns.drain() {
@@ -823,6 +919,7 @@ impl Loop {
 
     fn connect_results(&mut self) {
         while let Ok((conn, res)) = self.connect_rx.try_recv() {
+            self.aborts.remove(&conn);
             let Some(peer) = self.connecting.remove(&conn) else {
                 continue; // the speaker gave up on it meanwhile
             };
@@ -989,33 +1086,41 @@ impl Loop {
         while let Some(out) = self.speaker.as_mut().and_then(Speaker::poll_output) {
             match out {
                 Output::Connect { conn, peer, addr } => {
-                    self.connecting.insert(conn, peer);
-                    let tx = self.connect_tx.clone();
-                    let wake = Arc::clone(&self.wake);
                     let md5 = self
                         .peers
                         .get(&peer)
                         .and_then(|&i| self.neighbors.get(i))
                         .and_then(|(n, _)| n.md5_password.clone());
-                    let spawned = std::thread::Builder::new()
-                        .name("bgp-connect".into())
-                        .spawn(move || {
-                            let to = SocketAddr::new(addr, BGP_PORT);
-                            let r = match &md5 {
-                                Some(pw) => {
-                                    bh_sys::tcp_md5::connect(to, Some(pw.expose()), CONNECT_TIMEOUT)
-                                }
-                                None => TcpStream::connect_timeout(&to, CONNECT_TIMEOUT),
-                            };
-                            drop(md5);
-                            let _ = tx.send((conn, r));
-                            let _ = wake.notify();
-                        });
-                    if spawned.is_err() {
-                        self.connecting.remove(&conn);
-                        let now = self.now();
-                        if let Some(sp) = self.speaker.as_mut() {
-                            sp.closed(now, conn);
+                    // The SYN leaves here, on the loop; only the wait goes to a helper thread,
+                    // and a clone of the socket stays to abort it (see `Output::Close`).
+                    let to = SocketAddr::new(addr, BGP_PORT);
+                    let started =
+                        bh_sys::tcp_md5::connect_start(to, md5.as_ref().map(|p| p.expose()))
+                            .and_then(|s| Ok((s.try_clone()?, s)));
+                    drop(md5);
+                    let spawned = started.and_then(|(abort, stream)| {
+                        let tx = self.connect_tx.clone();
+                        let wake = Arc::clone(&self.wake);
+                        std::thread::Builder::new()
+                            .name("bgp-connect".into())
+                            .spawn(move || {
+                                let r = bh_sys::tcp_md5::connect_finish(stream, CONNECT_TIMEOUT);
+                                let _ = tx.send((conn, r));
+                                let _ = wake.notify();
+                            })?;
+                        Ok(abort)
+                    });
+                    match spawned {
+                        Ok(abort) => {
+                            self.connecting.insert(conn, peer);
+                            self.aborts.insert(conn, abort);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "BGP connect failed");
+                            let now = self.now();
+                            if let Some(sp) = self.speaker.as_mut() {
+                                sp.closed(now, conn);
+                            }
                         }
                     }
                 }
@@ -1040,6 +1145,13 @@ impl Loop {
                 }
                 Output::Close { conn } => {
                     self.connecting.remove(&conn);
+                    // A connect the speaker gave up on (the peer's own connection won) must
+                    // send no further SYN: completed late, it would look to the peer like a
+                    // restart of ours (with graceful restart, FRR drops the established
+                    // session for it, RFC 4724 §4.2).
+                    if let Some(s) = self.aborts.remove(&conn) {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
                     if let Some(mut c) = self.conns.remove(&conn) {
                         let _ = self.epoll.delete(c.stream.as_raw_fd());
                         // Give the NOTIFICATION queued before the close a moment to leave.
@@ -1103,8 +1215,17 @@ impl Loop {
                 if next_hops.is_empty() {
                     self.best.remove(&p);
                 } else {
-                    self.best.insert(p, next_hops);
+                    let shared = match &self.last_hops {
+                        Some(l) if **l == *next_hops => Arc::clone(l),
+                        _ => {
+                            let a: Arc<[bh_bgp::speaker::NextHop]> = Arc::from(next_hops);
+                            self.last_hops = Some(Arc::clone(&a));
+                            a
+                        }
+                    };
+                    self.best.insert(p, shared);
                 }
+                self.fib_changed.insert(p);
                 self.fib_dirty = true;
             }
             SpeakerEvent::MaxPrefixExceeded {
@@ -1146,6 +1267,7 @@ impl Loop {
             };
             if changed {
                 tracing::warn!(ifindex = ev.ifindex, device = ?ev.name, usable = ev.usable(), "device state changed; routes through it follow");
+                self.fib_full = true;
                 self.fib_dirty = true;
             }
         }
@@ -1175,26 +1297,37 @@ impl Loop {
         }
     }
 
+    /// The kernel next hops of one prefix's best BGP next hops, without those through devices
+    /// that are down; `resolved` caches each BGP next hop's kernel hop for one sync.
+    fn kernel_hops(
+        &mut self,
+        hops: &[bh_bgp::speaker::NextHop],
+        resolved: &mut HashMap<bh_bgp::speaker::NextHop, Option<bh_fib::NextHop>>,
+    ) -> bh_fib::NextHops {
+        let mut set = BTreeSet::new();
+        for h in hops {
+            let k = match resolved.get(h) {
+                Some(k) => *k,
+                None => {
+                    let k = self.kernel_hop(h);
+                    resolved.insert(*h, k);
+                    k
+                }
+            };
+            set.extend(k);
+        }
+        set.retain(|h| !self.down.contains(&h.ifindex));
+        set
+    }
+
+    /// Every route wanted in the kernel, for the full reconcile.
     fn desired(&mut self) -> bh_fib::Desired {
         let best = std::mem::take(&mut self.best);
         let mut want = bh_fib::Desired::new();
         // Next hops repeat across prefixes: resolve each once per sync.
-        let mut resolved: HashMap<bh_bgp::speaker::NextHop, Option<bh_fib::NextHop>> =
-            HashMap::new();
+        let mut resolved = HashMap::new();
         for (p, hops) in &best {
-            let mut set = BTreeSet::new();
-            for h in hops {
-                let k = match resolved.get(h) {
-                    Some(k) => *k,
-                    None => {
-                        let k = self.kernel_hop(h);
-                        resolved.insert(*h, k);
-                        k
-                    }
-                };
-                set.extend(k);
-            }
-            set.retain(|h| !self.down.contains(&h.ifindex));
+            let set = self.kernel_hops(hops, &mut resolved);
             if !set.is_empty() {
                 want.insert(*p, set);
             }
@@ -1203,16 +1336,51 @@ impl Loop {
         want
     }
 
+    /// The routes of the prefixes changed since the last sync (no next hops: not wanted).
+    fn changes(&mut self) -> bh_fib::Desired {
+        let changed = std::mem::take(&mut self.fib_changed);
+        let best = std::mem::take(&mut self.best);
+        let mut resolved = HashMap::new();
+        let mut out = bh_fib::Desired::new();
+        for p in changed {
+            let set = match best.get(&p) {
+                Some(hops) => self.kernel_hops(hops, &mut resolved),
+                None => BTreeSet::new(),
+            };
+            out.insert(p, set);
+        }
+        self.best = best;
+        out
+    }
+
+    /// Brings the kernel up to date: the changed prefixes only, or a full reconcile when one
+    /// is due (see [`fib`]). Rate-limited to one sync per [`SYNC_INTERVAL`].
     fn sync_fib(&mut self) {
-        if !self.fib_dirty || self.last_sync.elapsed() < SYNC_INTERVAL {
+        let recheck = self.fib.as_ref().is_some_and(FibSync::has_conflicts)
+            && self.last_full.elapsed() >= CONFLICT_RECHECK;
+        if !(self.fib_dirty || recheck) || self.last_sync.elapsed() < SYNC_INTERVAL {
             return;
         }
         self.fib_dirty = false;
         self.last_sync = std::time::Instant::now();
-        let want = self.desired();
+        if self.fib_full || recheck {
+            self.fib_full = false;
+            self.last_full = self.last_sync;
+            self.fib_changed.clear();
+            let want = self.desired();
+            if let Some(f) = self.fib.as_mut() {
+                if let Err(e) = f.sync(&want) {
+                    tracing::warn!(error = %e, "FIB sync failed; retrying");
+                    self.fib_full = true;
+                    self.fib_dirty = true;
+                }
+            }
+            return;
+        }
+        let changes = self.changes();
         if let Some(f) = self.fib.as_mut() {
-            if let Err(e) = f.sync(&want) {
-                tracing::warn!(error = %e, "FIB sync failed; retrying");
+            if f.apply(&changes) {
+                self.fib_full = true;
                 self.fib_dirty = true;
             }
         }
@@ -1228,7 +1396,7 @@ impl Loop {
         let Some(sp) = self.speaker.as_ref() else {
             return;
         };
-        let neighbors: Vec<Value> = sp
+        let mut neighbors: Vec<Value> = sp
             .neighbors()
             .map(|(id, nc, state, received, sent)| {
                 let info = self.info.get(&id);
@@ -1254,6 +1422,23 @@ impl Loop {
                 })
             })
             .collect();
+        neighbors.extend(self.by_design.iter().map(|(n, why)| {
+            json!({
+                "address": n.address.to_string(),
+                "asn": n.asn,
+                "tunnel": n.tunnel,
+                "tcp_md5": n.md5_password.is_some(),
+                // Never started: Idle in RFC 4271 terms; `by_design` and the error say why.
+                "state": "Idle",
+                "by_design": true,
+                "prefixes_received": 0,
+                "prefixes_sent": 0,
+                "messages_received": 0,
+                "messages_sent": 0,
+                "flaps": 0,
+                "last_error": why,
+            })
+        }));
         let fib = self.fib.as_ref();
         let routes: Vec<Value> = self
             .best

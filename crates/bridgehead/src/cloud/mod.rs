@@ -8,12 +8,16 @@
 //! * Plan ([`plan()`]) reads this appliance's validated configuration and prints the `aws`, `az`
 //!   or `gcloud` commands that build the matching cloud side. Keys appear only as shell
 //!   variables filled from our `psk_file`s; the plan never needs cloud credentials.
+//! * [`design::down_by_design`] finds the tunnels of a configuration that the cloud's design
+//!   never lets come up (an Azure instance's second tunnel to our one public address), which
+//!   the daemon then leaves alone and shows as such in its status.
 //!
 //! Not done here: calling any cloud API, reading cloud credentials, IKEv1, certificates, static
 //! (non-BGP) Azure and GCP set-ups beyond a note. Secrets never go to stdout, stderr or logs.
 
 pub mod aws;
 pub mod azure;
+pub mod design;
 pub mod gcp;
 pub mod plan;
 

@@ -563,35 +563,7 @@ fn azure(cfg: &Config, tunnels: &[&Tunnel], s: &mut String) -> Result<(), CloudE
         .first()
         .copied()
         .ok_or_else(|| CloudError::Nothing("no tunnel".into()))?;
-    // Our BGP address: the first tunnel's inside address; Azure's per instance: the other host.
-    let mut ours = Vec::new();
-    let mut apipa = Vec::new();
-    for t in tunnels {
-        let a = inside_v4(t).ok_or_else(|| CloudError::Plan {
-            tunnel: t.name.clone(),
-            problem:
-                "no IPv4 /30 inside address: Azure's APIPA needs one in 169.254.21.0-169.254.22.255"
-                    .into(),
-        })?;
-        let azure_side = match neighbor_of(cfg, t).map(|n| n.address) {
-            Some(IpAddr::V4(n)) => n,
-            _ => other_host_30(a).ok_or_else(|| CloudError::Plan {
-                tunnel: t.name.clone(),
-                problem: format!("inside {a}/30 is not a host address"),
-            })?,
-        };
-        if !in_apipa_range(azure_side) || !in_apipa_range(a) {
-            return Err(CloudError::Plan {
-                tunnel: t.name.clone(),
-                problem: format!(
-                    "{a} / {azure_side}: Azure's custom APIPA addresses must be in \
-                     169.254.21.0-169.254.22.255"
-                ),
-            });
-        }
-        ours.push(a);
-        apipa.push(azure_side);
-    }
+    let (ours, apipa) = azure_bgp_addresses(cfg, tunnels)?;
     let our_bgp = ours[0];
     let st = &ike_of(first)?.settings;
     s.push_str("\nRG=\"${RG:?set RG to the resource group}\"\nVNG=\"${VNG:?set VNG to the active-active VNet gateway}\"\n");
@@ -669,28 +641,8 @@ fn azure(cfg: &Config, tunnels: &[&Tunnel], s: &mut String) -> Result<(), CloudE
             .get(1)
             .map_or("(none configured)".into(), |a| a.to_string())
     );
-    for (i, t) in tunnels.iter().enumerate() {
-        match i {
-            0 => notes.push(format!(
-                "tunnel {}: instance 0's tunnel; BGP {} <-> {}",
-                t.name, ours[0], apipa[0]
-            )),
-            1 if ours[1] == our_bgp => notes.push(format!(
-                "tunnel {}: instance 1's tunnel; BGP {} <-> {}",
-                t.name, ours[1], apipa[1]
-            )),
-            1 => notes.push(format!(
-                "tunnel {}: instance 1's tunnel comes up, but Azure peers BGP only with the local \
-                 network gateway's address {our_bgp}, not {}: its BGP session stays down by \
-                 design (a second public address and local network gateway would carry it)",
-                t.name, ours[1]
-            )),
-            _ => notes.push(format!(
-                "tunnel {}: stays down by design: a VNet gateway has two instances and this \
-                 appliance one local network gateway",
-                t.name
-            )),
-        }
+    for (t, role) in tunnels.iter().zip(azure_roles(&ours)) {
+        notes.push(azure_role_note(&t.name, role, &ours, &apipa));
     }
     let first_psk = ike_of(first)?.psk.as_slice();
     for t in tunnels.iter().skip(1) {
@@ -704,16 +656,143 @@ fn azure(cfg: &Config, tunnels: &[&Tunnel], s: &mut String) -> Result<(), CloudE
         }
     }
     if tunnels.len() == 1 {
-        notes.push(
-            "instance 1 also connects to this appliance and gets no tunnel here: it shows \
-             \"not connected\" in Azure by design; add a second tunnel to its address"
-                .into(),
-        );
+        notes.push(AZURE_ONE_TUNNEL.into());
     }
     notes.push("Azure never opens BGP to APIPA peers; our neighbors must not be passive".into());
     notes.push("Azure's BGP hold time is 180 s, fixed".into());
     finish_notes(s, &notes);
     Ok(())
+}
+
+/// Said when only one tunnel goes to an active-active Azure gateway (fact sheet §2.4).
+const AZURE_ONE_TUNNEL: &str = "instance 1 also connects to this appliance and gets no tunnel \
+     here: it shows \"not connected\" in Azure by design; add a second tunnel to its address";
+
+/// What one tunnel to an active-active Azure VNet gateway carries: each of the gateway's two
+/// instances connects to every local network gateway, and Azure peers BGP only with the local
+/// network gateway's one BGP address (fact sheet §2.4, §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureRole {
+    /// Instance 0's tunnel, with its BGP session.
+    Instance0,
+    /// Instance 1's tunnel, with its BGP session (same BGP address on our side).
+    Instance1,
+    /// Instance 1's tunnel: IPsec comes up, BGP stays down by design (another BGP address).
+    Instance1BgpDown,
+    /// A third or later tunnel: stays down by design.
+    Spare,
+}
+
+impl AzureRole {
+    /// Whether the tunnel or its BGP session stays down by design.
+    pub fn down_by_design(self) -> bool {
+        matches!(self, Self::Instance1BgpDown | Self::Spare)
+    }
+}
+
+/// Per tunnel, our BGP address (its inside address) and Azure's (the neighbor, else the other
+/// host of the /30); both must be in Azure's APIPA range (fact sheet §2.3).
+fn azure_bgp_addresses(
+    cfg: &Config,
+    tunnels: &[&Tunnel],
+) -> Result<(Vec<Ipv4Addr>, Vec<Ipv4Addr>), CloudError> {
+    let mut ours = Vec::new();
+    let mut apipa = Vec::new();
+    for t in tunnels {
+        let a = inside_v4(t).ok_or_else(|| CloudError::Plan {
+            tunnel: t.name.clone(),
+            problem:
+                "no IPv4 /30 inside address: Azure's APIPA needs one in 169.254.21.0-169.254.22.255"
+                    .into(),
+        })?;
+        let azure_side = match neighbor_of(cfg, t).map(|n| n.address) {
+            Some(IpAddr::V4(n)) => n,
+            _ => other_host_30(a).ok_or_else(|| CloudError::Plan {
+                tunnel: t.name.clone(),
+                problem: format!("inside {a}/30 is not a host address"),
+            })?,
+        };
+        if !in_apipa_range(azure_side) || !in_apipa_range(a) {
+            return Err(CloudError::Plan {
+                tunnel: t.name.clone(),
+                problem: format!(
+                    "{a} / {azure_side}: Azure's custom APIPA addresses must be in \
+                     169.254.21.0-169.254.22.255"
+                ),
+            });
+        }
+        ours.push(a);
+        apipa.push(azure_side);
+    }
+    Ok((ours, apipa))
+}
+
+/// The role of each tunnel, in order, from our BGP address per tunnel.
+fn azure_roles(ours: &[Ipv4Addr]) -> Vec<AzureRole> {
+    ours.iter()
+        .enumerate()
+        .map(|(i, a)| match i {
+            0 => AzureRole::Instance0,
+            1 if Some(a) == ours.first() => AzureRole::Instance1,
+            1 => AzureRole::Instance1BgpDown,
+            _ => AzureRole::Spare,
+        })
+        .collect()
+}
+
+/// The plan's note for one tunnel in `role`.
+fn azure_role_note(name: &str, role: AzureRole, ours: &[Ipv4Addr], apipa: &[Ipv4Addr]) -> String {
+    let at = |v: &[Ipv4Addr], i: usize| v.get(i).map_or("?".into(), ToString::to_string);
+    match role {
+        AzureRole::Instance0 => format!(
+            "tunnel {name}: instance 0's tunnel; BGP {} <-> {}",
+            at(ours, 0),
+            at(apipa, 0)
+        ),
+        AzureRole::Instance1 => format!(
+            "tunnel {name}: instance 1's tunnel; BGP {} <-> {}",
+            at(ours, 1),
+            at(apipa, 1)
+        ),
+        AzureRole::Instance1BgpDown => format!(
+            "tunnel {name}: instance 1's tunnel comes up, but Azure peers BGP only with the local \
+             network gateway's address {}, not {}: its BGP session stays down by \
+             design (a second public address and local network gateway would carry it)",
+            at(ours, 0),
+            at(ours, 1)
+        ),
+        AzureRole::Spare => format!(
+            "tunnel {name}: stays down by design: a VNet gateway has two instances and this \
+             appliance one local network gateway"
+        ),
+    }
+}
+
+/// What stays down by design among the tunnels with `cloud = "azure"` (for `check --explain`):
+/// the plan's notes for those tunnels, or why the plan cannot tell.
+pub fn azure_down_by_design(cfg: &Config) -> Vec<String> {
+    let tunnels: Vec<&Tunnel> = cfg
+        .tunnels
+        .iter()
+        .filter(|t| t.cloud == Some(bh_config::Cloud::Azure))
+        .collect();
+    if tunnels.is_empty() {
+        return Vec::new();
+    }
+    let (ours, apipa) = match azure_bgp_addresses(cfg, &tunnels) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("cannot tell which Azure tunnels come up: {e}")],
+    };
+    let mut out: Vec<String> = tunnels
+        .iter()
+        .zip(azure_roles(&ours))
+        .filter(|(_, r)| r.down_by_design())
+        .map(|(t, r)| azure_role_note(&t.name, r, &ours, &apipa))
+        .collect();
+    if tunnels.len() == 1 {
+        out.push(AZURE_ONE_TUNNEL.into());
+    }
+    out
 }
 
 fn az_encr(e: Option<EspEncr>, esp: bool) -> &'static str {

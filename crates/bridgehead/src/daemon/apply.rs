@@ -127,13 +127,20 @@ impl Daemon {
         cfg: &Config,
         tp: &TunnelPlan,
     ) -> Result<()> {
-        let new = cfg.tunnels.iter().find(|t| t.name == tp.name);
+        let pos = cfg.tunnels.iter().position(|t| t.name == tp.name);
+        let new = pos.and_then(|i| cfg.tunnels.get(i));
+        let design = pos.and_then(|i| {
+            crate::cloud::design::down_by_design(cfg)
+                .get(i)
+                .cloned()
+                .flatten()
+        });
         match (&tp.action, new) {
             (TunnelAction::Remove, _) => self.remove_tunnel(run, &tp.name),
-            (TunnelAction::Add, Some(t)) => self.add_tunnel(run, nl, t),
+            (TunnelAction::Add, Some(t)) => self.add_tunnel(run, nl, t, design),
             (TunnelAction::Recreate(_), Some(t)) => {
                 self.remove_tunnel(run, &tp.name)?;
-                self.add_tunnel(run, nl, t)
+                self.add_tunnel(run, nl, t, design)
             }
             (
                 TunnelAction::Update {
@@ -220,7 +227,14 @@ impl Daemon {
 
     /// Creates the tunnel's device, addresses and routes, gives it to the dataplane, and
     /// installs its manual SAs or starts IKE.
-    fn add_tunnel(&self, run: &mut Running, nl: &mut Netlink, t: &Tunnel) -> Result<()> {
+    /// `design`: why the cloud's design keeps it down, if it does (then IKE only shows it).
+    fn add_tunnel(
+        &self,
+        run: &mut Running,
+        nl: &mut Netlink,
+        t: &Tunnel,
+        design: Option<String>,
+    ) -> Result<()> {
         if self.dp.tunnels().len() >= bh_dataplane::MAX_TUNNELS {
             bail!(
                 "{} tunnels were created since the start; a restart is needed to add more",
@@ -247,6 +261,7 @@ impl Daemon {
             self.ike.apply(vec![IkeChange::Add {
                 index: idx,
                 tunnel: t.clone(),
+                down_by_design: design,
             }])?;
         }
         tracing::info!(tunnel = %t.name, index = idx, "reload: tunnel added");

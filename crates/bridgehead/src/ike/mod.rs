@@ -28,22 +28,24 @@
 //! (RFC 7296 §2.4).
 //!
 //! Tunnels with `initiate = true` are started at once (and restarted by the engine after
-//! failures); the others wait for the peer. On stop, every IKE SA is deleted (INFORMATIONAL
+//! failures); the others wait for the peer. Tunnels the cloud's design keeps down
+//! ([`crate::cloud::design::down_by_design`]) are not given to the engine at all: never
+//! initiated, never answered, and shown as `down by design` with the reason. On stop, every IKE SA is deleted (INFORMATIONAL
 //! DELETE, RFC 7296 §1.4.1) before the thread ends.
 //!
 //! Configuration reload ([`IkeService::apply`]): the thread takes [`IkeChange`]s between
-//! datagrams. An added tunnel is configured and started (binding the port-500 socket if it is
-//! the first IKE tunnel); a removed one has its SAs deleted at the peer and is forgotten; a
-//! replaced one (PSK, proposals, lifetimes, DPD, initiate, peer or identities changed) has its
-//! SAs deleted at the peer and is negotiated again with the new settings. Other tunnels and
-//! their SAs are not touched.
+//! messages. An added tunnel is configured and started (the thread and its port-500 socket
+//! start with the first IKE tunnel, at start or on a reload); a removed one has its SAs
+//! deleted at the peer and is forgotten; a replaced one (PSK, proposals, lifetimes, DPD,
+//! initiate, peer or identities changed) has its SAs deleted at the peer and is negotiated
+//! again with the new settings. Other tunnels and their SAs are not touched.
 //!
 //! Not done here: IPv6 IKE sockets bound separately from IPv4 (the one socket has the family
 //! of `private_ip`), more than one IKE socket per appliance.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -60,10 +62,13 @@ use bh_ike::{
 };
 use serde_json::json;
 
+mod inbox;
+
 /// The IKE port (RFC 7296 §2).
 pub const IKE_PORT: u16 = 500;
 
-/// Longest the thread sleeps between looks at the dataplane queue and the stop flag.
+/// Longest the thread sleeps between looks at its timers and the stop flag (messages wake it
+/// at once).
 const TICK: Duration = Duration::from_millis(10);
 
 /// Longest a rekeyed Child SA waits before its outbound SA replaces the old one.
@@ -101,6 +106,8 @@ struct TunnelStatus {
     up_since: Option<std::time::Instant>,
     /// When an IKE or Child SA of the tunnel was last rekeyed.
     last_rekey: Option<std::time::Instant>,
+    /// The cloud's design keeps the tunnel down ([`crate::cloud::design`]); it is not started.
+    by_design: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -118,7 +125,18 @@ pub struct IkeService {
     counters: Arc<Mutex<EndpointCounters>>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    commands: Mutex<std::sync::mpsc::Sender<Reconfigure>>,
+    /// Reload changes for the thread (`None` until it runs).
+    commands: Mutex<Option<std::sync::mpsc::Sender<Reconfigure>>>,
+    /// Until the first IKE tunnel: what the thread needs to start.
+    idle: Mutex<Option<Idle>>,
+}
+
+/// What the IKE thread is started with once there is an IKE tunnel.
+struct Idle {
+    dp: Arc<Dataplane>,
+    rx: Receiver<IkeDatagram>,
+    bind_ip: IpAddr,
+    esp_port: u16,
 }
 
 /// One change of the IKE tunnels on configuration reload; `index` is the tunnel's dataplane
@@ -131,6 +149,8 @@ pub enum IkeChange {
         index: usize,
         /// Its configuration (`ike` is set).
         tunnel: bh_config::Tunnel,
+        /// Why the cloud's design keeps it down, if it does: then it is only shown.
+        down_by_design: Option<String>,
     },
     /// The tunnel goes: its SAs are deleted at the peer.
     Remove {
@@ -147,7 +167,7 @@ pub enum IkeChange {
     },
 }
 
-/// A batch of changes and where to report that they were applied (or what failed).
+/// A batch of changes and where to report what failed.
 struct Reconfigure {
     changes: Vec<IkeChange>,
     done: std::sync::mpsc::SyncSender<Vec<String>>,
@@ -156,7 +176,6 @@ struct Reconfigure {
 /// How long [`IkeService::apply`] waits for the thread.
 const APPLY_WAIT: Duration = Duration::from_secs(10);
 
-/// The engine's view of one configured tunnel.
 /// The state shown for a tunnel before its first IKE SA.
 fn waiting_state(initiate: bool) -> &'static str {
     if initiate {
@@ -166,6 +185,20 @@ fn waiting_state(initiate: bool) -> &'static str {
     }
 }
 
+/// The status row of a tunnel the cloud's design keeps down.
+fn by_design_status(index: usize, t: &bh_config::Tunnel, why: String) -> TunnelStatus {
+    TunnelStatus {
+        name: t.name.clone(),
+        index,
+        initiator: t.ike.as_ref().is_some_and(|i| i.settings.initiate),
+        ike_state: "down by design",
+        down_reason: Some(why),
+        by_design: true,
+        ..TunnelStatus::default()
+    }
+}
+
+/// The engine's view of one configured tunnel.
 fn tunnel_config(
     name: &str,
     local: SocketAddr,
@@ -222,67 +255,137 @@ fn tunnel_config(
 }
 
 /// Starts the IKE service for the configured IKE tunnels (manual tunnels are left alone).
-/// The port-500 socket is bound with the first IKE tunnel (at start or on a reload).
+/// With no IKE tunnel it runs nothing and only drains the queue.
 pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Result<IkeService> {
     let bind_ip = cfg
         .appliance
         .private_ip
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let esp_port = cfg.dataplane.udp_port;
-    let endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
-    let status = Arc::new(Mutex::new(Vec::new()));
+    let mut endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+    let mut status = Vec::new();
+    let mut ids = Vec::new();
+    // Shown after the others: `status` positions follow `ids` for the engine's tunnels.
+    let mut by_design = Vec::new();
+    let design = crate::cloud::design::down_by_design(cfg);
+    for (index, t) in cfg.tunnels.iter().enumerate() {
+        let Some(ike) = &t.ike else { continue };
+        if let Some(why) = design.get(index).cloned().flatten() {
+            tracing::warn!(tunnel = %t.name, reason = %why, "not started");
+            by_design.push(by_design_status(index, t, why));
+            continue;
+        }
+        let local = SocketAddr::new(bind_ip, IKE_PORT);
+        let remote = SocketAddr::new(t.peer, IKE_PORT);
+        let force_udp = t.encap == bh_config::Encap::Udp;
+        let id = endpoint.add_tunnel(tunnel_config(&t.name, local, remote, ike, force_udp));
+        ids.push((id, index));
+        status.push(TunnelStatus {
+            name: t.name.clone(),
+            index,
+            initiator: ike.settings.initiate,
+            ike_state: waiting_state(ike.settings.initiate),
+            ..TunnelStatus::default()
+        });
+    }
+    status.extend(by_design);
+    let status = Arc::new(Mutex::new(status));
     let counters = Arc::new(Mutex::new(EndpointCounters::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
-    let mut shell = Shell {
-        endpoint,
-        socket: None,
-        bind_ip,
-        dp,
-        rx,
-        commands: cmd_rx,
-        ids: Vec::new(),
-        status: Arc::clone(&status),
-        counters: Arc::clone(&counters),
-        origin: std::time::Instant::now(),
-        esp_port,
-        replay_window: Vec::new(),
-        pending: Vec::new(),
-        live: Vec::new(),
-        retiring: Vec::new(),
-        in_response: None,
-        rx_seen: Vec::new(),
-        rx_checked: std::time::Instant::now(),
-    };
-    for (index, t) in cfg.tunnels.iter().enumerate() {
-        shell.add_tunnel(index, t)?;
-    }
-    let flag = Arc::clone(&stop);
-    let thread = std::thread::Builder::new()
-        .name("ike".into())
-        .spawn(move || shell.run(&flag))
-        .context("starting the IKE thread")?;
-    Ok(IkeService {
+    let service = IkeService {
         status,
         counters,
         stop,
-        thread: Mutex::new(Some(thread)),
-        commands: Mutex::new(cmd_tx),
-    })
+        thread: Mutex::new(None),
+        commands: Mutex::new(None),
+        idle: Mutex::new(None),
+    };
+    let idle = Idle {
+        dp,
+        rx,
+        bind_ip,
+        esp_port,
+    };
+    if ids.is_empty() {
+        // Nothing to negotiate until a reload adds an IKE tunnel; until then the queue is
+        // not read (its bounded backlog is dropped when full and counted as ike_dropped).
+        *service.idle.lock().unwrap_or_else(|e| e.into_inner()) = Some(idle);
+        return Ok(service);
+    }
+    let mut shell = service.shell(idle, endpoint, ids)?;
+    shell.0.replay_window = cfg.tunnels.iter().map(|t| t.replay_window).collect();
+    service.spawn(shell)?;
+    Ok(service)
 }
 
 impl IkeService {
-    /// Applies configuration changes (see [`IkeChange`]) on the IKE thread and returns once
-    /// they are applied; an error lists what could not be done (e.g. the IKE socket could not
-    /// be bound for the first IKE tunnel).
+    /// The thread's state for `endpoint` with its tunnels `ids`, binding the port-500 socket.
+    fn shell(
+        &self,
+        idle: Idle,
+        endpoint: Endpoint,
+        ids: Vec<(TunnelId, usize)>,
+    ) -> Result<(Shell, std::sync::mpsc::Sender<Reconfigure>)> {
+        let bind_ip = idle.bind_ip;
+        let socket = UdpSocket::bind(SocketAddr::new(bind_ip, IKE_PORT))
+            .with_context(|| format!("binding the IKE socket {bind_ip}:{IKE_PORT}"))?;
+        socket.set_read_timeout(Some(TICK))?;
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+        let shell = Shell {
+            endpoint,
+            socket,
+            bind_ip,
+            dp: idle.dp,
+            rx: idle.rx,
+            commands: cmd_rx,
+            ids,
+            status: Arc::clone(&self.status),
+            counters: Arc::clone(&self.counters),
+            origin: std::time::Instant::now(),
+            esp_port: idle.esp_port,
+            replay_window: Vec::new(),
+            pending: Vec::new(),
+            live: Vec::new(),
+            retiring: Vec::new(),
+            in_response: None,
+            rx_seen: Vec::new(),
+            rx_checked: std::time::Instant::now(),
+        };
+        Ok((shell, cmd_tx))
+    }
+
+    /// Starts the thread.
+    fn spawn(
+        &self,
+        (mut shell, commands): (Shell, std::sync::mpsc::Sender<Reconfigure>),
+    ) -> Result<()> {
+        let flag = Arc::clone(&self.stop);
+        let thread = std::thread::Builder::new()
+            .name("ike".into())
+            .spawn(move || shell.run(&flag))
+            .context("starting the IKE thread")?;
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        *self.commands.lock().unwrap_or_else(|e| e.into_inner()) = Some(commands);
+        Ok(())
+    }
+
+    /// Applies configuration changes (see [`IkeChange`]) and returns once they are applied;
+    /// an error lists what could not be done (e.g. the IKE socket could not be bound for the
+    /// first IKE tunnel).
     pub fn apply(&self, changes: Vec<IkeChange>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        let (done, wait) = std::sync::mpsc::sync_channel(1);
-        self.commands
+        let running = self
+            .commands
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(commands) = running else {
+            return self.apply_idle(changes);
+        };
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        commands
             .send(Reconfigure { changes, done })
             .map_err(|_| anyhow::anyhow!("the IKE thread has stopped"))?;
         let errors = wait
@@ -293,6 +396,55 @@ impl IkeService {
         } else {
             Err(anyhow::anyhow!("{}", errors.join("; ")))
         }
+    }
+
+    /// Changes while no thread runs: by-design rows are kept here; the first IKE tunnel to
+    /// negotiate starts the thread (which starts it).
+    fn apply_idle(&self, changes: Vec<IkeChange>) -> Result<()> {
+        let mut adds = Vec::new();
+        for c in changes {
+            match c {
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: Some(why),
+                } => self
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(by_design_status(index, &tunnel, why)),
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: None,
+                } if tunnel.ike.is_some() => adds.push((index, tunnel)),
+                IkeChange::Remove { index } => self
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|s| s.index != index),
+                _ => {}
+            }
+        }
+        if adds.is_empty() {
+            return Ok(());
+        }
+        let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            anyhow::bail!("the IKE service has stopped");
+        };
+        let endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+        let (dp, rx, bind_ip, esp_port) = (idle.dp, idle.rx, idle.bind_ip, idle.esp_port);
+        let idle = Idle {
+            dp,
+            rx,
+            bind_ip,
+            esp_port,
+        };
+        let (mut shell, commands) = self.shell(idle, endpoint, Vec::new())?;
+        for (index, tunnel) in &adds {
+            shell.add_tunnel(*index, tunnel);
+        }
+        self.spawn((shell, commands))
     }
 }
 
@@ -323,6 +475,7 @@ impl IkeService {
                         "udp_encap": c.udp_encap,
                     })),
                     "down_reason": t.down_reason,
+                    "by_design": t.by_design,
                     "no_proposal_chosen": t.no_proposal,
                     "ike_sas_up": t.ike_ups,
                     "child_sas_up": t.child_ups,
@@ -362,8 +515,7 @@ impl Drop for IkeService {
 /// The thread's state.
 struct Shell {
     endpoint: Endpoint,
-    /// The port-500 socket, bound with the first IKE tunnel.
-    socket: Option<UdpSocket>,
+    socket: UdpSocket,
     bind_ip: IpAddr,
     dp: Arc<Dataplane>,
     rx: Receiver<IkeDatagram>,
@@ -438,53 +590,62 @@ impl Shell {
             self.endpoint.initiate(now, id);
         }
         self.flush();
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        // Port 500 and the dataplane's port-4500 queue both feed one inbox that this thread
+        // blocks on, so a message is handled when it arrives, not at the next tick.
+        let socket = match self.socket.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "IKE socket clone failed; IKE stops");
+                return;
+            }
+        };
+        let (inbox_tx, inbox) = std::sync::mpsc::sync_channel(inbox::INBOX);
+        let queue = std::mem::replace(&mut self.rx, inbox);
+        let done = AtomicBool::new(false);
+        let closing = std::thread::scope(|s| {
+            let (tx, done_ref) = (inbox_tx.clone(), &done);
+            s.spawn(move || inbox::read_port500(&socket, &tx, done_ref));
+            s.spawn(move || inbox::forward_queue(&queue, &inbox_tx, done_ref));
+            let closing = self.serve(stop, &done);
+            done.store(true, Ordering::Relaxed);
+            closing
+        });
+        if !closing {
+            return;
+        }
+        // Stopping: delete every IKE SA so the peers do not wait for DPD.
+        let now = self.now();
+        for (id, _) in self.ids.clone() {
+            self.endpoint.close(now, id);
+        }
+        self.flush();
+        self.retire_inbound(true);
+    }
+
+    /// The thread's loop until `stop`; false if the dataplane went away (`done` set by the
+    /// forwarder), true to close the IKE SAs.
+    fn serve(&mut self, stop: &AtomicBool, done: &AtomicBool) -> bool {
         while !stop.load(Ordering::Relaxed) {
-            // Port 500, with the read timeout as the tick.
-            let received = match &self.socket {
-                Some(socket) => {
-                    let local500 = socket.local_addr().ok();
-                    match socket.recv_from(&mut buf) {
-                        Ok((n, src)) => Some((
-                            n,
-                            src,
-                            local500.unwrap_or_else(|| SocketAddr::new(src.ip(), IKE_PORT)),
-                        )),
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            None
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "IKE socket receive failed");
-                            None
-                        }
-                    }
-                }
-                None => {
-                    std::thread::sleep(TICK);
-                    None
-                }
-            };
-            if let Some((n, src, local)) = received {
-                if let Some(data) = buf.get(..n) {
-                    self.datagram(src, local, data);
-                }
+            if done.load(Ordering::Relaxed) {
+                return false;
+            }
+            let now = self.now();
+            let wait = self
+                .endpoint
+                .poll_timeout()
+                .map_or(TICK, |t| Duration::from_nanos(t.0.saturating_sub(now.0)))
+                .min(TICK);
+            match self.rx.recv_timeout(wait) {
+                Ok(d) => self.datagram(d.src, d.local, &d.data),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+            while let Ok(d) = self.rx.try_recv() {
+                self.datagram(d.src, d.local, &d.data);
             }
             while let Ok(req) = self.commands.try_recv() {
                 let errors = self.reconfigure(req.changes);
                 let _ = req.done.send(errors);
-            }
-            // Port 4500, from the dataplane.
-            loop {
-                match self.rx.try_recv() {
-                    Ok(d) => self.datagram(d.src, d.local, &d.data),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
             }
             let now = self.now();
             if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
@@ -497,26 +658,15 @@ impl Shell {
                 self.note_traffic();
             }
         }
-        // Stopping: delete every IKE SA so the peers do not wait for DPD.
-        let now = self.now();
-        for (id, _) in self.ids.clone() {
-            self.endpoint.close(now, id);
-        }
-        self.flush();
-        self.retire_inbound(true);
+        true
     }
 
-    /// Configures IKE tunnel `t` (dataplane index `index`) in the engine, binding the port-500
-    /// socket if it is the first; manual-key tunnels are skipped. Does not start it.
-    fn add_tunnel(&mut self, index: usize, t: &bh_config::Tunnel) -> Result<Option<TunnelId>> {
-        let Some(ike) = &t.ike else { return Ok(None) };
-        if self.socket.is_none() {
-            let socket = UdpSocket::bind(SocketAddr::new(self.bind_ip, IKE_PORT))
-                .with_context(|| format!("binding the IKE socket {}:{IKE_PORT}", self.bind_ip))?;
-            socket.set_read_timeout(Some(TICK))?;
-            self.socket = Some(socket);
-        }
+    /// Configures IKE tunnel `t` (dataplane index `index`) in the engine, its status row placed
+    /// after the engine's other tunnels (before the by-design rows). Does not start it.
+    fn add_tunnel(&mut self, index: usize, t: &bh_config::Tunnel) -> Option<TunnelId> {
+        let ike = t.ike.as_ref()?;
         let id = self.endpoint.add_tunnel(self.engine_config(t, ike));
+        let pos = self.ids.len();
         self.ids.push((id, index));
         if self.replay_window.len() <= index {
             self.replay_window.resize(index + 1, 1024);
@@ -524,17 +674,19 @@ impl Shell {
         if let Some(w) = self.replay_window.get_mut(index) {
             *w = t.replay_window;
         }
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(TunnelStatus {
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let at = pos.min(st.len());
+        st.insert(
+            at,
+            TunnelStatus {
                 name: t.name.clone(),
                 index,
                 initiator: ike.settings.initiate,
                 ike_state: waiting_state(ike.settings.initiate),
                 ..TunnelStatus::default()
-            });
-        Ok(Some(id))
+            },
+        );
+        Some(id)
     }
 
     /// The engine's configuration of `t`.
@@ -547,22 +699,39 @@ impl Shell {
 
     /// Applies reload changes; returns what failed.
     fn reconfigure(&mut self, changes: Vec<IkeChange>) -> Vec<String> {
-        let mut errors = Vec::new();
         for c in changes {
             let now = self.now();
             match c {
-                IkeChange::Add { index, tunnel } => match self.add_tunnel(index, &tunnel) {
-                    Ok(Some(id)) => {
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: Some(why),
+                } => {
+                    tracing::warn!(tunnel = %tunnel.name, reason = %why, "reload: not started");
+                    self.status
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(by_design_status(index, &tunnel, why));
+                }
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: None,
+                } => {
+                    if let Some(id) = self.add_tunnel(index, &tunnel) {
                         tracing::info!(tunnel = %tunnel.name, "reload: IKE tunnel added");
                         if tunnel.ike.as_ref().is_some_and(|i| i.settings.initiate) {
                             self.endpoint.initiate(now, id);
                         }
                     }
-                    Ok(None) => {}
-                    Err(e) => errors.push(format!("tunnel {}: {e:#}", tunnel.name)),
-                },
+                }
                 IkeChange::Remove { index } => {
                     let Some(pos) = self.ids.iter().position(|(_, i)| *i == index) else {
+                        // Not negotiating (down by design): only its status row goes.
+                        self.status
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .retain(|s| s.index != index);
                         continue;
                     };
                     let (id, _) = self.ids[pos];
@@ -614,7 +783,7 @@ impl Shell {
             }
         }
         self.flush();
-        errors
+        Vec::new()
     }
 
     /// Hands one IKE message to the engine and acts on what it produces.
@@ -635,10 +804,8 @@ impl Shell {
         while let Some(t) = self.endpoint.poll_transmit() {
             let r = if t.src.port() == self.esp_port {
                 self.dp.send_ike(t.dst, &t.data)
-            } else if let Some(socket) = &self.socket {
-                socket.send_to(&t.data, t.dst).map(|_| ())
             } else {
-                Err(std::io::Error::other("no IKE socket"))
+                self.socket.send_to(&t.data, t.dst).map(|_| ())
             };
             if let Err(e) = r {
                 tracing::warn!(dst = %t.dst, error = %e, "sending IKE failed");

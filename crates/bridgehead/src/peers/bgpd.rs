@@ -241,6 +241,15 @@ impl Bgpd {
             .args(["-c", cmd]))
     }
 
+    /// FRR only: applies `lines` in `configure terminal` through vtysh (for what
+    /// [`BgpdConfig`] does not express, e.g. `neighbor X ebgp-multihop 2`).
+    pub fn configure(&self, nss: &Namespaces, lines: &[String]) -> Result<String> {
+        if self.kind != Kind::Frr {
+            bail!("configure: only FRR takes vtysh configuration lines");
+        }
+        self.vtysh_conf(nss, lines)
+    }
+
     fn vtysh_conf(&self, nss: &Namespaces, lines: &[String]) -> Result<String> {
         let mut c = nss.exec(&self.ns, "vtysh");
         c.arg("--vty_socket")

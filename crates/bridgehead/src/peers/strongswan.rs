@@ -20,7 +20,9 @@
 //! [`Profile`] holds the proposal sets and rules of the three clouds' gateways (facts in
 //! `shared/reference/cloud-gateways.md` §1–§3), so a charon can stand in for AWS, Azure or GCP.
 //!
-//! Not done here: certificates, IKEv1, several connections per charon, IPv6 outer addresses.
+//! Several connections per charon: [`Charon::start_many`], each under its own name.
+//!
+//! Not done here: certificates, IKEv1, IPv6 outer addresses.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -202,6 +204,13 @@ impl SwanConn {
 
     /// The generated `swanctl.conf` (it holds the PSK).
     pub fn swanctl_conf(&self) -> String {
+        self.swanctl_conf_named(Self::NAME)
+    }
+
+    /// The `swanctl.conf` of this connection under `name` (connection, Child SA and secret):
+    /// several of them concatenated load as several connections, since strongSwan merges
+    /// sections of the same name.
+    pub fn swanctl_conf_named(&self, name: &str) -> String {
         let p = &self.profile;
         let mut s = String::new();
         let _ = write!(
@@ -218,7 +227,7 @@ impl SwanConn {
              \x20     }}\n    }}\n  }}\n}}\n\
              secrets {{\n  ike-{n} {{\n    id-local = {lid}\n    id-remote = {rid}\n    secret = \"{psk}\"\n  }}\n}}\n",
             profile = p.name,
-            n = Self::NAME,
+            n = name,
             la = self.local_addr,
             ra = self.remote_addr,
             ike = p.ike_proposals.join(","),
@@ -268,6 +277,20 @@ impl Charon {
         conn: &SwanConn,
         limit: Duration,
     ) -> Result<Self> {
+        Self::start_many(ns, netns, label, dir, &[(SwanConn::NAME, conn)], limit)
+    }
+
+    /// As [`Self::start`], with several connections, each under its name (connection and
+    /// Child SA): for example an Azure gateway instance with one connection per local network
+    /// gateway. [`Self::list_sas`] tells them apart by [`IkeSaInfo::name`].
+    pub fn start_many(
+        ns: &mut Namespaces,
+        netns: &str,
+        label: &str,
+        dir: &Path,
+        conns: &[(&str, &SwanConn)],
+        limit: Duration,
+    ) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt as _;
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("run"))?;
@@ -287,7 +310,11 @@ impl Charon {
             vici = vici.display(),
         );
         std::fs::write(dir.join("strongswan.conf"), conf)?;
-        crate::lab::write_secret(&dir.join("swanctl/swanctl.conf"), &conn.swanctl_conf())?;
+        let swanctl: String = conns
+            .iter()
+            .map(|(name, c)| c.swanctl_conf_named(name))
+            .collect();
+        crate::lab::write_secret(&dir.join("swanctl/swanctl.conf"), &swanctl)?;
 
         let out = std::fs::File::create(dir.join("charon.stdout"))?;
         let mut cmd = ns.exec(netns, "sh");
@@ -658,5 +685,11 @@ mod tests {
         assert!(s.contains("start_action = none"));
         assert!(s.contains("secret = \"a\\\"b\""));
         assert!(!format!("{conn:?}").contains("a\\\"b"));
+        // Under another name: its own connection, Child SA and secret sections.
+        let named = conn.swanctl_conf_named("lng2");
+        assert!(named.contains("connections {\n  lng2 {"), "{named}");
+        assert!(named.contains("children {\n      lng2 {"), "{named}");
+        assert!(named.contains("ike-lng2 {"), "{named}");
+        assert!(!named.contains(" bh {"), "{named}");
     }
 }

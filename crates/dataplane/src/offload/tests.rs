@@ -666,3 +666,452 @@ fn ones_sum_matches_the_naive_sum_at_every_length_and_alignment() {
     assert_eq!(ones_sum(&[0xff; 64]), 0xffff);
     assert_eq!(ones_sum(&[]), 0);
 }
+
+// ---- UDP coalescing (GSO_UDP_L4) and lanes of interleaved flows ----
+
+struct Udp<'a> {
+    v6: bool,
+    id: u16,
+    sport: u16,
+    dport: u16,
+    payload: &'a [u8],
+}
+
+impl Default for Udp<'_> {
+    fn default() -> Self {
+        Self {
+            v6: false,
+            id: 7,
+            sport: 6000,
+            dport: 5201,
+            payload: &[],
+        }
+    }
+}
+
+impl Udp<'_> {
+    fn build(&self) -> Vec<u8> {
+        let mut u = vec![0u8; 8];
+        u[0..2].copy_from_slice(&self.sport.to_be_bytes());
+        u[2..4].copy_from_slice(&self.dport.to_be_bytes());
+        u[4..6].copy_from_slice(&((8 + self.payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(self.payload);
+        let mut p = ip_header(self.v6, PROTO_UDP, self.id, u.len());
+        p.extend_from_slice(&u);
+        set_l4_csum_naive(&mut p, PROTO_UDP);
+        p
+    }
+}
+
+/// `count` datagrams of flow `sport`, each `size` bytes of payload but the last `last`.
+fn udp_flow(v6: bool, sport: u16, count: usize, size: usize, last: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let data = payload(
+                if i + 1 == count { last } else { size },
+                i as u8 ^ sport as u8,
+            );
+            Udp {
+                v6,
+                id: i as u16,
+                sport,
+                payload: &data,
+                ..Udp::default()
+            }
+            .build()
+        })
+        .collect()
+}
+
+/// Cuts what a lane or coalescer wrote back into packets, as the kernel would.
+fn unwrap_run(out: &[u8]) -> Vec<Vec<u8>> {
+    let hdr = VnetHdr::decode(out).expect("virtio header");
+    let pkt = &out[VNET_HDR_LEN..];
+    if hdr.gso_type == VnetHdr::GSO_NONE {
+        assert_eq!(hdr, VnetHdr::default(), "a lone packet has a zero header");
+        return vec![pkt.to_vec()];
+    }
+    split_all(&hdr, pkt)
+}
+
+fn check_udp_round_trip(v6: bool) {
+    let pkts = udp_flow(v6, 6000, 5, 1372, 700);
+    let mut c = Coalescer::with_udp(true);
+    for p in &pkts {
+        assert!(c.push(p), "datagram taken");
+    }
+    assert_eq!(c.count(), 5);
+    let out = c.finish().expect("a run").to_vec();
+    let hdr = VnetHdr::decode(&out).unwrap();
+    let sup = &out[VNET_HDR_LEN..];
+    let l4 = l4_off(sup);
+    assert_eq!(
+        hdr,
+        VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_UDP_L4,
+            hdr_len: (l4 + 8) as u16,
+            gso_size: 1372,
+            csum_start: l4 as u16,
+            csum_offset: 6,
+        }
+    );
+    assert_eq!(sup.len(), l4 + 8 + 4 * 1372 + 700);
+    if !v6 {
+        assert_eq!(naive_csum(&[&sup[..20]]), 0, "IPv4 header checksum");
+    }
+    // UDP length covers the whole run; the checksum field holds the pseudo-header sum.
+    assert_eq!(
+        usize::from(u16::from_be_bytes([sup[l4 + 4], sup[l4 + 5]])),
+        sup.len() - l4
+    );
+    let ph = pseudo(sup, PROTO_UDP, sup.len() - l4);
+    assert_eq!(
+        u16::from_be_bytes([sup[l4 + 6], sup[l4 + 7]]),
+        !naive_csum(&[&ph])
+    );
+    let back = split_all(&hdr, sup);
+    for p in &back {
+        assert_valid(p, PROTO_UDP);
+    }
+    // The IPv4 identification of a segment is the head's plus its index, as the kernel's
+    // segmentation does; everything else comes back byte for byte.
+    assert_eq!(back, pkts);
+}
+
+#[test]
+fn udp_v4_datagrams_coalesce_and_split_back_identically() {
+    check_udp_round_trip(false);
+}
+
+#[test]
+fn udp_v6_datagrams_coalesce_and_split_back_identically() {
+    check_udp_round_trip(true);
+}
+
+#[test]
+fn udp_is_only_coalesced_when_enabled() {
+    let pkts = udp_flow(false, 6000, 2, 1000, 1000);
+    assert!(!Coalescer::new().push(&pkts[0]), "TCP-only coalescer");
+    let mut c = Coalescer::with_udp(true);
+    assert!(c.push(&pkts[0]));
+    c.set_udp(false);
+    assert!(!c.push(&pkts[1]), "no UDP joins once disabled");
+    assert_eq!(unwrap_run(c.finish().unwrap()), vec![pkts[0].clone()]);
+    assert!(!c.push(&pkts[0]), "no new UDP run once disabled");
+}
+
+fn with_ipv4_header_change(p: &[u8], f: &dyn Fn(&mut [u8])) -> Vec<u8> {
+    let mut p = p.to_vec();
+    f(&mut p);
+    p[10..12].fill(0);
+    let c = naive_csum(&[&p[..20]]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    set_l4_csum_naive(&mut p, PROTO_UDP);
+    p
+}
+
+fn joins_udp(first: &[u8], other: &[u8]) -> bool {
+    let mut c = Coalescer::with_udp(true);
+    assert!(c.push(first));
+    c.push(other)
+}
+
+#[test]
+fn udp_coalescing_refuses_hostile_and_foreign_datagrams() {
+    let pkts = udp_flow(false, 6000, 3, 1000, 1000);
+    let (first, next) = (&pkts[0], &pkts[1]);
+    assert!(joins_udp(first, next), "the plain next datagram joins");
+    let other_port = Udp {
+        sport: 6001,
+        payload: &payload(1000, 1),
+        ..Udp::default()
+    }
+    .build();
+    assert!(!joins_udp(first, &other_port), "other flow");
+    let other_dport = Udp {
+        dport: 1,
+        payload: &payload(1000, 1),
+        ..Udp::default()
+    }
+    .build();
+    assert!(!joins_udp(first, &other_dport), "other destination port");
+    let bigger = Udp {
+        payload: &payload(1001, 1),
+        ..Udp::default()
+    }
+    .build();
+    assert!(!joins_udp(first, &bigger), "larger datagram");
+    let v6 = udp_flow(true, 6000, 1, 1000, 1000);
+    assert!(!joins_udp(first, &v6[0]), "other IP version");
+    for (at, what) in [(1, "TOS"), (8, "TTL"), (19, "destination")] {
+        let p = with_ipv4_header_change(next, &|p| p[at] ^= 1);
+        assert!(!joins_udp(first, &p), "{what}");
+    }
+    // Corrupted payload: the checksum no longer verifies.
+    let mut bad = next.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x5a;
+    assert!(!joins_udp(first, &bad), "bad checksum joins");
+    assert!(!Coalescer::with_udp(true).push(&bad), "bad checksum starts");
+    // A zero checksum (none, over IPv4) cannot be verified.
+    let mut none = next.clone();
+    none[26..28].fill(0);
+    assert!(!Coalescer::with_udp(true).push(&none), "no checksum");
+    assert!(!joins_udp(first, &none), "no checksum joins");
+    // Lengths that disagree: UDP length, IP length, buffer.
+    let mut ulen = next.clone();
+    ulen[24..26].copy_from_slice(&900u16.to_be_bytes());
+    assert!(!Coalescer::with_udp(true).push(&ulen), "UDP length");
+    assert!(
+        !Coalescer::with_udp(true).push(&next[..next.len() - 1]),
+        "cut"
+    );
+    let mut longer = next.clone();
+    longer.push(0);
+    assert!(!Coalescer::with_udp(true).push(&longer), "trailing octet");
+    assert!(
+        !Coalescer::with_udp(true).push(&next[..27]),
+        "truncated header"
+    );
+    // Fragments: first (MF), later (offset), and options.
+    for (what, f) in [
+        ("MF", &(|p: &mut [u8]| p[6] |= 0x20) as &dyn Fn(&mut [u8])),
+        ("offset", &|p: &mut [u8]| p[7] = 1),
+    ] {
+        let p = with_ipv4_header_change(first, f);
+        assert!(!Coalescer::with_udp(true).push(&p), "fragment {what}");
+        assert!(
+            !joins_udp(first, &with_ipv4_header_change(next, f)),
+            "{what}"
+        );
+    }
+    let mut opts = first[..20].to_vec();
+    opts[0] = 0x46;
+    opts.extend_from_slice(&[1, 1, 1, 0]);
+    opts.extend_from_slice(&first[20..]);
+    let opts = with_ipv4_header_change(&opts, &|p| {
+        let len = p.len() as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+    });
+    assert!(!Coalescer::with_udp(true).push(&opts), "IPv4 options");
+    // IPv6 with an extension header (fragment header) in front of UDP.
+    let mut v6frag = v6[0].clone();
+    v6frag[6] = 44;
+    assert!(!Coalescer::with_udp(true).push(&v6frag), "IPv6 fragment");
+    assert!(!Coalescer::with_udp(true).push(&[0x45; 30]), "garbage");
+    assert!(!Coalescer::with_udp(true).push(&[]), "empty");
+    // An empty datagram neither starts nor joins.
+    let empty = Udp::default().build();
+    assert!(!Coalescer::with_udp(true).push(&empty), "empty payload");
+    assert!(!joins_udp(first, &empty), "empty payload joins");
+}
+
+#[test]
+fn a_short_udp_datagram_ends_the_run_and_runs_stop_at_64() {
+    let pkts = udp_flow(false, 6000, 3, 1000, 400);
+    let mut c = Coalescer::with_udp(true);
+    assert!(c.push(&pkts[0]) && c.push(&pkts[1]) && c.push(&pkts[2]));
+    assert!(!c.push(&pkts[0]), "nothing joins after the short one");
+    let mut c = Coalescer::with_udp(true);
+    let many = udp_flow(false, 6000, 70, 100, 100);
+    let taken = many.iter().take_while(|p| c.push(p)).count();
+    assert_eq!(taken, MAX_COALESCE);
+    let out = c.finish().unwrap().to_vec();
+    assert_eq!(unwrap_run(&out), many[..MAX_COALESCE].to_vec());
+    let mut c = Coalescer::with_udp(true);
+    let big = udp_flow(false, 6000, 60, 1400, 1400);
+    let taken = big.iter().take_while(|p| c.push(p)).count();
+    assert!(28 + taken * 1400 <= MAX_SUPER);
+    assert!(28 + (taken + 1) * 1400 > MAX_SUPER, "{taken}");
+}
+
+/// Pushes `input` through `lanes` and returns what reached the TUN, in order: every packet
+/// of every run (cut back) and every packet written alone.
+fn through_lanes(lanes: &mut Lanes, input: &[Vec<u8>]) -> (Vec<Vec<u8>>, usize) {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut writes = 0;
+    for p in input {
+        let mut emitted = Vec::new();
+        let taken = lanes.push(p, &mut |run, count| {
+            let pkts = unwrap_run(run);
+            assert_eq!(pkts.len(), count, "count matches the run");
+            emitted.extend(pkts);
+        });
+        writes += usize::from(!emitted.is_empty());
+        out.extend(emitted);
+        if !taken {
+            out.push(p.clone());
+            writes += 1;
+        }
+    }
+    lanes.flush(&mut |run, count| {
+        let pkts = unwrap_run(run);
+        assert_eq!(pkts.len(), count);
+        out.extend(pkts);
+        writes += 1;
+    });
+    (out, writes)
+}
+
+/// The packets of `all` whose flow (ports, or for fragments the addresses) is `sport`'s.
+fn of_flow(all: &[Vec<u8>], sport: u16) -> Vec<Vec<u8>> {
+    all.iter()
+        .filter(|p| {
+            let l4 = l4_off(p);
+            p.len() >= l4 + 2 && u16::from_be_bytes([p[l4], p[l4 + 1]]) == sport
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn lanes_coalesce_interleaved_udp_flows_each_in_order() {
+    let flows: Vec<Vec<Vec<u8>>> = (0..6)
+        .map(|f| udp_flow(f % 2 == 1, 7000 + f as u16, 10, 1372, 1372))
+        .collect();
+    // Round-robin, as many iperf3 streams arrive.
+    let mut input = Vec::new();
+    for i in 0..10 {
+        for f in &flows {
+            input.push(f[i].clone());
+        }
+    }
+    let mut lanes = Lanes::new(8, true);
+    let (out, writes) = through_lanes(&mut lanes, &input);
+    assert_eq!(out.len(), input.len(), "every datagram once");
+    assert_eq!(writes, 6, "one write per flow");
+    for (f, flow) in flows.iter().enumerate() {
+        assert_eq!(&of_flow(&out, 7000 + f as u16), flow, "flow {f} in order");
+    }
+}
+
+#[test]
+fn lanes_keep_tcp_data_runs_open_across_other_flows_acks() {
+    let data = run(false, 8, 1200);
+    let mut input = Vec::new();
+    for (i, d) in data.iter().enumerate() {
+        input.push(d.clone());
+        // The ACK of the reverse-direction flow of another connection.
+        input.push(
+            Tcp {
+                sport: 41000,
+                seq: 9,
+                ack: 1000 + i as u32,
+                ..Tcp::default()
+            }
+            .build(),
+        );
+    }
+    let mut lanes = Lanes::new(4, false);
+    let (out, writes) = through_lanes(&mut lanes, &input);
+    assert_eq!(out.len(), input.len());
+    assert_eq!(writes, 8 + 1, "8 lone ACKs and one run of data");
+    assert_eq!(of_flow(&out, 40000), data, "data in order");
+}
+
+#[test]
+fn lanes_write_a_flows_run_before_a_packet_of_it_that_cannot_join() {
+    let a = udp_flow(false, 7000, 4, 1000, 1000);
+    let b = udp_flow(false, 7001, 4, 1000, 1000);
+    let mut lanes = Lanes::new(4, true);
+    let log: std::cell::RefCell<Vec<(u16, usize)>> = std::cell::RefCell::default();
+    let mut note = |run: &[u8], count: usize| {
+        let p = &run[VNET_HDR_LEN..];
+        log.borrow_mut()
+            .push((u16::from_be_bytes([p[20], p[21]]), count));
+    };
+    for p in [&a[0], &b[0], &a[1], &b[1]] {
+        assert!(lanes.push(p, &mut note));
+    }
+    // A corrupted datagram of flow a: a's run goes first, b's stays open.
+    let mut bad = a[2].clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(!lanes.push(&bad, &mut note));
+    assert_eq!(*log.borrow(), vec![(7000, 2)]);
+    // A fragment between the same addresses shows no ports: every run of them goes.
+    let frag = with_ipv4_header_change(&a[3], &|p| p[6] |= 0x20);
+    assert!(!lanes.push(&frag, &mut note));
+    assert_eq!(*log.borrow(), vec![(7000, 2), (7001, 2)]);
+    // ICMP between other addresses, and non-IP, leave runs alone.
+    assert!(lanes.push(&b[2], &mut note));
+    let mut icmp = ip_header(false, 1, 1, 8);
+    icmp[12] = 192;
+    icmp.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(!lanes.push(&icmp, &mut note));
+    assert!(!lanes.push(&[0x00; 40], &mut note));
+    assert_eq!(log.borrow().len(), 2);
+    lanes.flush(&mut note);
+    assert_eq!(*log.borrow(), vec![(7000, 2), (7001, 2), (7001, 1)]);
+}
+
+#[test]
+fn lanes_with_more_flows_than_lanes_and_hostile_packets_lose_and_reorder_nothing() {
+    // A fixed pseudo-random interleaving of 12 flows (TCP and UDP, v4 and v6) over 3 lanes,
+    // with corrupted, cut and fragmented packets mixed in.
+    let mut flows: Vec<Vec<Vec<u8>>> = Vec::new();
+    for f in 0..12u16 {
+        let v6 = f % 3 == 0;
+        if f % 2 == 0 {
+            flows.push(udp_flow(v6, 8000 + f, 12, 900, 300));
+        } else {
+            let mut seq = 1u32;
+            flows.push(
+                (0..12)
+                    .map(|i| {
+                        let data = payload(900, i as u8);
+                        let p = Tcp {
+                            v6,
+                            id: i,
+                            sport: 8000 + f,
+                            seq,
+                            ..Tcp::default()
+                        };
+                        seq += 900;
+                        Tcp {
+                            payload: &data,
+                            ..p
+                        }
+                        .build()
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let mut next = vec![0usize; flows.len()];
+    let mut x = 0x2545_f491u32;
+    let mut input = Vec::new();
+    while next.iter().zip(&flows).any(|(n, f)| *n < f.len()) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let f = (x as usize) % flows.len();
+        let Some(p) = flows[f].get(next[f]) else {
+            continue;
+        };
+        let mut p = p.clone();
+        match x % 11 {
+            0 => {
+                let last = p.len() - 1;
+                p[last] ^= 0x80;
+            }
+            1 => {
+                p.pop();
+            }
+            _ => {}
+        }
+        input.push(p);
+        next[f] += 1;
+    }
+    let mut lanes = Lanes::new(3, true);
+    let (out, _) = through_lanes(&mut lanes, &input);
+    assert_eq!(out.len(), input.len(), "nothing lost or doubled");
+    for f in 0..12u16 {
+        assert_eq!(
+            of_flow(&out, 8000 + f),
+            of_flow(&input, 8000 + f),
+            "flow {f} in order"
+        );
+    }
+}

@@ -17,6 +17,8 @@ pub(super) const NLM_F_ACK: u16 = 0x4;
 pub(super) const NLM_F_REPLACE: u16 = 0x100;
 pub(super) const NLM_F_DUMP: u16 = 0x300;
 pub(super) const NLM_F_CREATE: u16 = 0x400;
+/// `NLM_F_EXCL`: fail with `EEXIST` if the object exists (`linux/netlink.h`).
+pub(super) const NLM_F_EXCL: u16 = 0x200;
 
 pub(super) const RTM_NEWLINK: u16 = 16;
 pub(super) const RTM_DELLINK: u16 = 17;

@@ -67,6 +67,33 @@ impl Netlink {
         protocol: u8,
         metric: u32,
     ) -> io::Result<()> {
+        let key = (dst, prefix_len, table, protocol, metric);
+        self.new_route(NLM_F_CREATE | NLM_F_REPLACE, key, nexthops)
+    }
+
+    /// As [`Netlink::replace_route`], but only adds (`NLM_F_CREATE | NLM_F_EXCL`): fails with
+    /// `EEXIST` when a route for `dst/prefix_len` at `metric` is already in `table`, whoever
+    /// owns it, so another daemon's route is never overwritten.
+    pub fn add_route_exclusive(
+        &mut self,
+        dst: IpAddr,
+        prefix_len: u8,
+        nexthops: &[NextHop],
+        table: u32,
+        protocol: u8,
+        metric: u32,
+    ) -> io::Result<()> {
+        let key = (dst, prefix_len, table, protocol, metric);
+        self.new_route(NLM_F_CREATE | NLM_F_EXCL, key, nexthops)
+    }
+
+    /// `RTM_NEWROUTE` with `flags` for (destination, length, table, protocol, metric).
+    fn new_route(
+        &mut self,
+        flags: u16,
+        (dst, prefix_len, table, protocol, metric): (IpAddr, u8, u32, u8, u32),
+        nexthops: &[NextHop],
+    ) -> io::Result<()> {
         check_prefix(dst, prefix_len)?;
         if nexthops.is_empty() || nexthops.len() > MAX_NEXTHOPS {
             return Err(bad_input("a route needs 1 to 64 next hops"));
@@ -84,7 +111,7 @@ impl Netlink {
         } else {
             RT_SCOPE_UNIVERSE
         };
-        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, |b| {
+        self.request(RTM_NEWROUTE, flags, |b| {
             route_header(b, dst, prefix_len, table, protocol, scope, RTN_UNICAST);
             if metric != 0 {
                 b.attr_u32(RTA_PRIORITY, metric);
