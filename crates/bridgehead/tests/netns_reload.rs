@@ -698,3 +698,115 @@ fn sighup_removes_recreates_and_resets_what_changed() {
     bird.wait_established(&w.nss, p2_ours.parse().unwrap(), t)
         .unwrap_or_else(|e| panic!("{e:#}\n{}", w.log()));
 }
+
+/// The two-site lab (two bridgehead daemons, a manual-key tunnel through a NAT): new SPIs and
+/// keys at both ends and a route removed, applied with `bridgehead reload` on each. The SAs
+/// are replaced in place (same device, same ifindex), the route leaves the kernel, and
+/// traffic flows under the new SPIs.
+#[test]
+fn manual_keys_and_routes_change_in_place() {
+    use bridgehead::lab::{Host, Lab, LabOptions, addr};
+    assert!(
+        bridgehead::lab::is_root(),
+        "this test builds network namespaces and must run as root (CI does)"
+    );
+    let prefix = format!(
+        "bhrm{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut opts = LabOptions::new(&prefix).unwrap();
+    opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
+    opts.workers = 2;
+    let mut lab = Lab::build(opts).expect("lab topology");
+    lab.start_daemons().expect("daemons start");
+    let pings = |lab: &Lab| {
+        [(Host::LanA, addr::LANB), (Host::LanB, addr::LANA)]
+            .into_iter()
+            .map(|(from, dst)| lab.ping(from, dst, 3, 56).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pings(&lab), vec![3, 3], "{}", lab.log(Host::GwA));
+    let device = lab.status(Host::GwA).unwrap()["tunnels"][0]["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ifindex = |lab: &Lab| {
+        lab.ns
+            .ip(
+                &lab.name(Host::GwA),
+                &["-o", "link", "show", "dev", &device],
+            )
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let index_before = ifindex(&lab);
+
+    // New SPIs and keys, consistently at both ends; gwa drops its IPv6 route.
+    let path = |h: Host| {
+        lab.dir.join(if h == Host::GwA {
+            "gwa.toml"
+        } else {
+            "gwb.toml"
+        })
+    };
+    let a = std::fs::read_to_string(path(Host::GwA)).unwrap();
+    let key = |text: &str, field: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field} = \"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap()
+            .to_owned()
+    };
+    let (k1, k2) = (key(&a, "outbound_key"), key(&a, "inbound_key"));
+    let flip = |k: &str| k.chars().rev().collect::<String>();
+    for h in [Host::GwA, Host::GwB] {
+        let text = std::fs::read_to_string(path(h))
+            .unwrap()
+            .replace("0x1001", "0x1101")
+            .replace("0x2002", "0x2202")
+            .replace(&k1, &flip(&k1))
+            .replace(&k2, &flip(&k2))
+            .replace(", \"fd02::/64\"]", "]");
+        bridgehead::lab::write_secret(&path(h), &text).unwrap();
+    }
+    for h in [Host::GwA, Host::GwB] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bridgehead"))
+            .arg("reload")
+            .arg("--control")
+            .arg(lab.control(h))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{h:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("tunnel lab: manual SAs replaced"),
+            "{h:?}: {stdout}"
+        );
+    }
+    let st = lab.status(Host::GwA).unwrap();
+    assert_eq!(st["tunnels"][0]["outbound"]["spi"], "0x00001101", "{st:#}");
+    assert_eq!(st["tunnels"][0]["inbound"]["spi"], "0x00002202", "{st:#}");
+    assert_eq!(ifindex(&lab), index_before, "the device was not re-created");
+    let route = lab
+        .ns
+        .ip(&lab.name(Host::GwA), &["-6", "route", "show", "fd02::/64"])
+        .unwrap();
+    assert!(
+        route.trim().is_empty(),
+        "the removed route is still there: {route}"
+    );
+    assert_eq!(pings(&lab), vec![3, 3], "{}", lab.log(Host::GwA));
+    let st = lab.status(Host::GwA).unwrap();
+    assert!(
+        st["tunnels"][0]["outbound"]["packets"].as_u64().unwrap() >= 3,
+        "{st:#}"
+    );
+}
