@@ -10,7 +10,8 @@
 //!
 //! `bridgehead reload` (the control request `reload`) and SIGHUP re-read and validate the
 //! configuration file and apply the difference without touching what did not change (see
-//! [`crate::reload`] for what applies live and what needs a restart, and [`apply`] for how).
+//! [`crate::reload`] for what applies live and what needs a restart, and `daemon/apply.rs` for
+//! how).
 //! systemd is told `RELOADING=1` before and `READY=1` after.
 
 use std::collections::HashMap;

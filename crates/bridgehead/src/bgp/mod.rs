@@ -43,8 +43,9 @@
 //!
 //! Not done here: TCP-AO (RFC 5925), GTSM, IPv6 hop limits for multihop sessions (IPv6
 //! sessions use the kernel default), changing the AS, router id, table or metric without a
-//! restart, and keeping routes across a restart of bridgehead. Routes are withdrawn from the kernel by [`BgpService::shutdown`] (or drop);
-//! if the process ends without either, they stay until the next start removes them as stale.
+//! restart, and keeping routes across a restart of bridgehead. Routes are withdrawn from the
+//! kernel by [`BgpService::shutdown`] (or drop); if the process ends without either, they stay
+//! until the next start removes them as stale.
 
 pub mod fib;
 pub mod routes_view;
