@@ -6,8 +6,9 @@
 //! addresses, routes, dataplane slot, manual SAs or IKE; updated in place: routes, peer
 //! address, manual SAs, or an IKE renegotiation); then the rest of BGP (neighbors added or
 //! reset, policy, `advertise`), when new devices exist. A failed step is reported and the
-//! others still run; a tunnel that could not be added is left out of the running
-//! configuration so the next reload tries it again.
+//! others still run; the running configuration then records what really runs (a tunnel that
+//! could not be added is left out, one whose change failed keeps its old settings), so the
+//! next reload tries again. If rtnetlink cannot be opened nothing is changed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,26 +87,36 @@ impl Daemon {
         };
         let mut run = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let plan = crate::reload::plan(&run.cfg, new, run.raw_esp);
+        let mut nl = match Netlink::open().context("opening rtnetlink") {
+            Ok(nl) => nl,
+            Err(e) => {
+                return json!({
+                    "ok": false,
+                    "invalid": false,
+                    "errors": [format!("{e:#}; nothing was changed")],
+                    "applied": [],
+                    "needs_restart": plan.restart,
+                });
+            }
+        };
         let mut errors = Vec::new();
         if let Err(e) = self.bgp.remove_neighbors(plan.bgp.removed.clone()) {
             errors.push(format!("bgp: {e:#}"));
         }
         let mut effective = plan.effective.clone();
-        match Netlink::open().context("opening rtnetlink") {
-            Ok(mut nl) => {
-                for tp in &plan.tunnels {
-                    if let Err(e) = self.apply_tunnel(&mut run, &mut nl, &plan.effective, tp) {
-                        errors.push(format!("tunnel {}: {e:#}", tp.name));
-                        // Not running: leave it out, so the next reload adds it again.
-                        if matches!(tp.action, TunnelAction::Add | TunnelAction::Recreate(_))
-                            && !run.index.contains_key(&tp.name)
-                        {
-                            effective.tunnels.retain(|t| t.name != tp.name);
-                        }
-                    }
-                }
+        for tp in &plan.tunnels {
+            let Err(e) = self.apply_tunnel(&mut run, &mut nl, &plan.effective, tp) else {
+                continue;
+            };
+            errors.push(format!("tunnel {}: {e:#}", tp.name));
+            // The running configuration says what really runs, so the next reload retries:
+            // a tunnel that is not running is left out; one still running keeps its old
+            // settings.
+            let old = run.cfg.tunnels.iter().find(|t| t.name == tp.name).cloned();
+            effective.tunnels.retain(|t| t.name != tp.name);
+            if let (true, Some(old)) = (run.index.contains_key(&tp.name), old) {
+                effective.tunnels.push(old);
             }
-            Err(e) => errors.push(format!("{e:#}")),
         }
         if let Err(e) = self.bgp.apply(&effective, &plan.bgp) {
             errors.push(format!("bgp: {e:#}"));
