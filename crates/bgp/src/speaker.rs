@@ -1107,6 +1107,18 @@ impl Speaker {
                 return None; // §9.2: iBGP-learned routes are not sent to iBGP peers
             }
             let path = from.adj_in.get(p)?;
+            // Sender-side loop check: an eBGP peer whose AS is in the path drops the route
+            // (RFC 4271 §9.1.2), and a cloud counts it against its advertised-prefix limit
+            // (AWS: 100 per VGW), so it is not sent at all.
+            if !ibgp
+                && path
+                    .attrs
+                    .as_path
+                    .as_ref()
+                    .is_some_and(|ap| ap.contains(n.cfg.session.peer_asn))
+            {
+                return None;
+            }
             let mut a = (*path.attrs).clone();
             a.mp_reach = None;
             // Unknown optional transitive attributes pass on with the Partial bit (§5).

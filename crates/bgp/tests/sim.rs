@@ -923,3 +923,47 @@ fn policy_changes_apply_without_a_reset() {
     assert!(net.nodes[a].sent_notifications.is_empty());
     assert!(net.nodes[b].sent_notifications.is_empty());
 }
+
+/// With transit on, a route learned from one AWS tunnel (AS 64512) is not sent to the other
+/// tunnel to the same AS: the cloud would drop it (its AS is in the path) and count it against
+/// its prefix limit. A neighbor in another AS still gets it.
+#[test]
+fn transit_sends_no_route_to_a_neighbor_whose_as_is_in_the_path() {
+    let mut net = Net::new();
+    let us_ip = v4(169, 254, 10, 2);
+    let mut cfg = SpeakerConfig::new(65010, Ipv4Addr::new(10, 0, 0, 9), 3);
+    cfg.transit = true;
+    let us = net.add(us_ip, cfg);
+    let gws = [
+        (v4(169, 254, 10, 1), 64512, vec![p("172.16.0.0/16")]),
+        (v4(169, 254, 11, 1), 64512, vec![]),
+        (v4(169, 254, 21, 1), 65515, vec![]),
+    ];
+    for (k, (ip, asn, networks)) in gws.iter().enumerate() {
+        let mut c = SpeakerConfig::new(
+            *asn,
+            Ipv4Addr::new(10, 0, 1, u8::try_from(k).unwrap() + 1),
+            4 + k as u64,
+        );
+        c.networks = networks.clone();
+        let g = net.add(*ip, c);
+        let now = net.now;
+        let mut n = neighbor(us_ip, 65010, *ip, 30);
+        n.session.passive = true;
+        net.nodes[g].speaker.add_neighbor(now, n);
+        net.nodes[us]
+            .speaker
+            .add_neighbor(now, neighbor(*ip, *asn, us_ip, 30));
+    }
+    net.settle();
+    let sent_to = |ip: IpAddr| -> Vec<Prefix> {
+        let peer = net.nodes[us].speaker.neighbor_by_addr(ip).unwrap();
+        net.nodes[us]
+            .speaker
+            .advertised_routes(peer)
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    assert!(sent_to(gws[1].0).is_empty(), "{:?}", sent_to(gws[1].0));
+    assert_eq!(sent_to(gws[2].0), vec![p("172.16.0.0/16")]);
+}

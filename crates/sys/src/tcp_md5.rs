@@ -26,7 +26,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::sockopt::{cvt, get_int, socket};
+use crate::sockopt::{cvt, get_int, set_int, socket};
 
 /// Longest key the kernel takes (`TCP_MD5SIG_MAXKEYLEN`).
 pub const MAX_KEY_LEN: usize = 80;
@@ -124,7 +124,7 @@ pub fn supported() -> io::Result<bool> {
 
 /// Connects to `peer` within `timeout`, with `key` (if any) set before the SYN.
 pub fn connect(peer: SocketAddr, key: Option<&[u8]>, timeout: Duration) -> io::Result<TcpStream> {
-    connect_finish(connect_start(peer, key)?, timeout)
+    connect_finish(connect_start(peer, key, None)?, timeout)
 }
 
 /// Starts a connection to `peer` without waiting: a non-blocking TCP socket with `key` (if any)
@@ -132,7 +132,13 @@ pub fn connect(peer: SocketAddr, key: Option<&[u8]>, timeout: Duration) -> io::R
 /// [`connect_finish`]. A `try_clone` of the stream kept elsewhere can abort the attempt at
 /// once with `shutdown(Both)`: a socket still in SYN-SENT is closed without a RST and sends no
 /// more SYN retransmissions (the waiting [`connect_finish`] then fails with ECONNRESET).
-pub fn connect_start(peer: SocketAddr, key: Option<&[u8]>) -> io::Result<TcpStream> {
+/// `ttl` (IPv4 only) is set before the SYN, so every segment of the session carries it
+/// (BGP: TTL 1 for a directly connected eBGP peer, or its `multihop`).
+pub fn connect_start(
+    peer: SocketAddr,
+    key: Option<&[u8]>,
+    ttl: Option<u8>,
+) -> io::Result<TcpStream> {
     let family = if peer.is_ipv4() {
         libc::AF_INET
     } else {
@@ -141,6 +147,9 @@ pub fn connect_start(peer: SocketAddr, key: Option<&[u8]>) -> io::Result<TcpStre
     let fd: OwnedFd = socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)?;
     if let Some(k) = key {
         set_key(&fd, peer.ip(), k)?;
+    }
+    if let (Some(t), true) = (ttl, peer.is_ipv4()) {
+        set_int(&fd, libc::IPPROTO_IP, libc::IP_TTL, i32::from(t))?;
     }
     let mut sa = crate::addr::SockAddrBuf::zeroed();
     let len = sa.set(&peer);
@@ -273,6 +282,20 @@ mod tests {
         );
     }
 
+    /// The TTL asked for is on the socket before `connect`, so the SYN carries it too; IPv4
+    /// only, and no TTL leaves the kernel default.
+    #[test]
+    fn connect_start_sets_the_ttl_before_the_syn() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = connect_start(addr, None, Some(1)).unwrap();
+        assert_eq!(get_int(&s, libc::IPPROTO_IP, libc::IP_TTL).unwrap(), 1);
+        let s = connect_finish(s, Duration::from_secs(2)).unwrap();
+        assert_eq!(s.ttl().unwrap(), 1);
+        let d = connect_start(addr, None, None).unwrap();
+        assert_ne!(get_int(&d, libc::IPPROTO_IP, libc::IP_TTL).unwrap(), 1);
+    }
+
     /// An attempt whose SYN goes unanswered (a listener that wants a signature it does not
     /// get drops it) is aborted at once through a clone of the stream: the wait fails well
     /// before its timeout, with a connection error rather than a timeout.
@@ -284,7 +307,7 @@ mod tests {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
         set_key(&listener, IpAddr::from([127, 0, 0, 1]), b"Wanted.Key").unwrap();
-        let s = connect_start(addr, None).unwrap();
+        let s = connect_start(addr, None, None).unwrap();
         let abort = s.try_clone().unwrap();
         let started = Instant::now();
         let waiter = std::thread::spawn(move || connect_finish(s, Duration::from_secs(20)));
@@ -300,7 +323,10 @@ mod tests {
         );
         // Two steps connect like one when nothing aborts.
         set_key(&listener, IpAddr::from([127, 0, 0, 1]), b"").unwrap();
-        let c = connect_finish(connect_start(addr, None).unwrap(), Duration::from_secs(2));
+        let c = connect_finish(
+            connect_start(addr, None, None).unwrap(),
+            Duration::from_secs(2),
+        );
         assert!(c.is_ok(), "{c:?}");
     }
 

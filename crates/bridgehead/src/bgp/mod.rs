@@ -891,6 +891,29 @@ impl Loop {
                 if let Some(sp) = self.speaker.as_mut() {
                     sp.closed(now, conn);
                 }
+                continue;
+            }
+            self.abort_unanswered(peer);
+        }
+    }
+
+    /// The peer's connection is in: our own attempts to it that got no answer yet (still in
+    /// SYN-SENT, e.g. their SYN was lost before the tunnel came up) are aborted now, before a
+    /// retransmission can reach the peer once its session is up (a graceful-restart peer takes
+    /// a new connection as our restart and drops the session). The speaker sees them fail and
+    /// goes on with the accepted connection. An attempt the kernel already completed is left
+    /// to collision resolution (RFC 4271 §6.8).
+    fn abort_unanswered(&mut self, peer: PeerId) {
+        let pending: Vec<ConnId> = self
+            .connecting
+            .iter()
+            .filter(|&(_, p)| *p == peer)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in pending {
+            if let Some(s) = self.aborts.get(&c).filter(|s| s.peer_addr().is_err()) {
+                tracing::debug!(neighbor = %self.neighbor_name(peer), "unanswered connect aborted: the peer's connection is in");
+                let _ = s.shutdown(std::net::Shutdown::Both);
             }
         }
     }
@@ -1087,16 +1110,15 @@ impl Loop {
         while let Some(out) = self.speaker.as_mut().and_then(Speaker::poll_output) {
             match out {
                 Output::Connect { conn, peer, addr } => {
-                    let md5 = self
-                        .peers
-                        .get(&peer)
-                        .and_then(|&i| self.neighbors.get(i))
-                        .and_then(|(n, _)| n.md5_password.clone());
+                    let nbr = self.peers.get(&peer).and_then(|&i| self.neighbors.get(i));
+                    let md5 = nbr.and_then(|(n, _)| n.md5_password.clone());
+                    // TTL 1 (or `multihop`) from the SYN on, as `register` keeps it.
+                    let ttl = Some(nbr.and_then(|(n, _)| n.multihop).unwrap_or(1));
                     // The SYN leaves here, on the loop; only the wait goes to a helper thread,
                     // and a clone of the socket stays to abort it (see `Output::Close`).
                     let to = SocketAddr::new(addr, BGP_PORT);
                     let started =
-                        bh_sys::tcp_md5::connect_start(to, md5.as_ref().map(|p| p.expose()))
+                        bh_sys::tcp_md5::connect_start(to, md5.as_ref().map(|p| p.expose()), ttl)
                             .and_then(|s| Ok((s.try_clone()?, s)));
                     drop(md5);
                     let spawned = started.and_then(|(abort, stream)| {
