@@ -60,7 +60,7 @@ enum Command {
     /// removed (Cease/Peer De-configured) or reset (Cease/Other Configuration Change), export
     /// policy and advertised networks without a reset. Untouched tunnels keep their SAs and
     /// untouched BGP sessions stay up. Changes that need a restart ([dataplane], private_ip,
-    /// the BGP AS, router id, table, metric) are listed and not applied. Exit status 1 if a
+    /// the BGP AS, router id, table, metric, transit) are listed and not applied. Exit status 1 if a
     /// change could not be applied. SIGHUP does the same, logging the outcome.
     Reload {
         /// Control socket path.

@@ -18,7 +18,7 @@
 //!
 //! Needs a restart (reported; the rest is applied, these keep their running values):
 //! `[dataplane]` (`workers`, `udp_port`, `socket_buffer`, `pin_workers`),
-//! `appliance.private_ip`, `[bgp]` `asn`, `router_id`, `table`, `metric`, `multipath`,
+//! `appliance.private_ip`, `[bgp]` `asn`, `router_id`, `table`, `metric`, `multipath`, `transit`,
 //! adding or removing the whole `[bgp]` section, a raw-ESP tunnel (`encap = "esp"`) when
 //! none ran at start (the raw socket opens only then), and more than
 //! [`bh_dataplane::MAX_TUNNELS`] tunnels created over the process's life.
@@ -303,6 +303,10 @@ fn hold_restart_only(old: &Config, new: &mut Config, raw_esp: bool, restart: &mu
                     n.multipath.to_string(),
                 );
                 n.multipath = o.multipath;
+            }
+            if o.transit != n.transit {
+                note("bgp.transit", o.transit.to_string(), n.transit.to_string());
+                n.transit = o.transit;
             }
         }
     }
@@ -825,21 +829,23 @@ mod tests {
         let text = base()
             .replace("workers = 2", "workers = 3")
             .replace("private_ip = \"10.0.1.4\"", "private_ip = \"10.0.1.5\"")
-            .replace("asn = 65010", "asn = 65011")
+            .replace("asn = 65010", "asn = 65011\ntransit = true")
             .replace(
                 "routes = [\"10.2.0.0/16\"]",
                 "routes = [\"10.2.0.0/16\"]\nencap = \"esp\"",
             )
             + "\n";
         let p = diff(&text);
-        assert_eq!(p.restart.len(), 4, "{:#?}", p.restart);
+        assert_eq!(p.restart.len(), 5, "{:#?}", p.restart);
         assert!(p.restart[0].starts_with("dataplane.workers: 2 -> 3 needs a restart"));
         assert!(p.restart[1].starts_with("appliance.private_ip: 10.0.1.4 -> 10.0.1.5"));
         assert!(p.restart[2].starts_with("bgp.asn: 65010 -> 65011"));
-        assert!(p.restart[3].starts_with("tunnel a: encap = \"esp\" needs a restart"));
+        assert!(p.restart[3].starts_with("bgp.transit: false -> true"));
+        assert!(p.restart[4].starts_with("tunnel a: encap = \"esp\" needs a restart"));
         // Held at the running values, and nothing else changes.
         assert_eq!(p.effective.dataplane.workers, 2);
         assert_eq!(p.effective.bgp.as_ref().unwrap().asn, 65010);
+        assert!(!p.effective.bgp.as_ref().unwrap().transit);
         assert_eq!(p.effective.tunnels[0].encap, Encap::Udp);
         assert!(p.is_empty(), "{:?}", p.lines());
         // With the raw socket open, the encapsulation change re-creates the tunnel.
