@@ -14,7 +14,7 @@ use bh_sys::tun::Tun;
 use std::net::UdpSocket;
 
 const WORKERS: usize = 2;
-const PORT: u16 = 14502;
+const PORT: u16 = 14510;
 
 fn transform(salt: u8) -> EspTransform {
     let suite = EspSuite::aead(EspEncr::AesGcm16 { key_bits: 128 });
