@@ -326,6 +326,68 @@ impl Speaker {
         self.flush(now);
     }
 
+    /// Replaces a neighbor's configuration by resetting its session (configuration reload,
+    /// for changes a running session cannot take: AS, hold time, address, ...): the session
+    /// is stopped with Cease/Other Configuration Change (RFC 4486 §3), its routes are
+    /// withdrawn, and a new neighbor with `cfg` starts. Returns the new neighbor's id.
+    pub fn replace_neighbor(&mut self, now: Instant, peer: PeerId, cfg: NeighborConfig) -> PeerId {
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.main.session.stop(now, cease_sub::OTHER_CONFIG_CHANGE);
+            if let Some(o) = n.other.as_mut() {
+                o.session.stop(now, cease_sub::OTHER_CONFIG_CHANGE);
+            }
+        }
+        self.pump(now, peer);
+        if let Some(n) = self.neighbors.remove(&peer) {
+            self.dirty.extend(n.adj_in.keys().copied());
+        }
+        self.conns.retain(|_, p| *p != peer);
+        self.flush(now);
+        self.add_neighbor(now, cfg)
+    }
+
+    /// Changes a neighbor's policy without resetting its session (configuration reload):
+    /// `export`, `prepend`, `med` and `max_advertised` are applied by sending UPDATEs and
+    /// withdrawals for what changed; a changed `import` drops the routes it now denies and asks
+    /// the neighbor to send its routes again with ROUTE-REFRESH (RFC 2918), so the ones it now
+    /// permits are learned. The other fields of `cfg` are ignored (they need
+    /// [`replace_neighbor`](Self::replace_neighbor)).
+    pub fn set_policy(&mut self, now: Instant, peer: PeerId, cfg: &NeighborConfig) {
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
+        let import_changed = n.cfg.import != cfg.import;
+        n.cfg.export.clone_from(&cfg.export);
+        n.cfg.prepend = cfg.prepend;
+        n.cfg.med = cfg.med;
+        n.cfg.max_advertised = cfg.max_advertised;
+        n.adv_limited = false;
+        if import_changed {
+            n.cfg.import.clone_from(&cfg.import);
+            let denied: Vec<Prefix> = n
+                .adj_in
+                .keys()
+                .filter(|p| n.cfg.import.as_ref().is_some_and(|l| !l.permits(p)))
+                .copied()
+                .collect();
+            for p in denied {
+                n.adj_in.remove(&p);
+                self.dirty.insert(p);
+            }
+        }
+        // Everything we might send or have sent is looked at again.
+        let mut all: BTreeSet<Prefix> = self.networks.clone();
+        if self.cfg.transit {
+            all.extend(self.loc_rib.keys().copied());
+        }
+        all.extend(n.adj_out.keys().copied());
+        self.flush(now);
+        self.export(now, peer, all.into_iter());
+        if import_changed {
+            self.request_refresh(now, peer);
+        }
+    }
+
     /// Replaces the originated networks.
     pub fn set_networks(&mut self, now: Instant, networks: Vec<Prefix>) {
         self.dirty.extend(self.cfg.networks.iter().copied());

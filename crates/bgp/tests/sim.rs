@@ -828,6 +828,102 @@ fn ibgp_pair_exchanges_networks_with_local_pref_and_prefers_ebgp() {
     assert_eq!(net.best(h2)[&p("172.20.0.0/16")][0].addr, cloud_ip);
 }
 
+/// Configuration reload: a neighbor whose session parameters change is reset with
+/// Cease/Other Configuration Change (RFC 4486 subcode 6) and comes back; a removed one gets
+/// Cease/Peer De-configured (subcode 3).
+#[test]
+fn replacing_a_neighbor_resets_it_with_other_configuration_change() {
+    let (mut net, a, b, pa, _) = two_nodes(90, 90, true);
+    assert_eq!(net.up_events(a), 1);
+    let now = net.now;
+    let mut cfg = neighbor(
+        IpAddr::from(B_ADDR),
+        4_200_000_001,
+        IpAddr::from(A_ADDR),
+        30,
+    );
+    cfg.next_hop_v6 = Some("fd00::2".parse().unwrap());
+    let new = net.nodes[a].speaker.replace_neighbor(now, pa, cfg);
+    net.run_for(secs(10));
+    let sent: Vec<(u8, u8)> = net.nodes[a]
+        .sent_notifications
+        .iter()
+        .map(|n| (n.code, n.subcode))
+        .collect();
+    assert_eq!(sent, vec![(6, 6)]);
+    assert_eq!(net.up_events(a), 2, "the session came back");
+    let (_, cfg, state, _, _) = net.nodes[a].speaker.neighbors().next().unwrap();
+    assert_eq!(
+        (cfg.session.hold_time, state),
+        (30, bh_bgp::session::State::Established)
+    );
+    assert!(
+        net.best(a)[&p("192.168.0.0/24")]
+            .iter()
+            .all(|h| h.peer == new)
+    );
+    assert!(net.best(b).contains_key(&p("10.0.0.0/16")));
+
+    let now = net.now;
+    net.nodes[a].speaker.remove_neighbor(now, new);
+    net.run_for(secs(1));
+    assert_eq!(
+        net.nodes[a]
+            .sent_notifications
+            .last()
+            .map(|n| (n.code, n.subcode)),
+        Some((6, 3))
+    );
+    assert!(net.best(a).is_empty());
+}
+
+/// Configuration reload: export policy, prepend and import changes apply to the running
+/// session with UPDATEs, withdrawals and a ROUTE-REFRESH, with no reset.
+#[test]
+fn policy_changes_apply_without_a_reset() {
+    use bh_bgp::rib::PrefixList;
+    let (mut net, a, b, pa, pb) = two_nodes(90, 90, true);
+    assert!(net.best(b).contains_key(&p("10.0.0.0/16")));
+    // Export: A stops sending 10.0.0.0/16 (fd10::/48 stays) and prepends twice.
+    let now = net.now;
+    let mut cfg = neighbor(
+        IpAddr::from(B_ADDR),
+        4_200_000_001,
+        IpAddr::from(A_ADDR),
+        90,
+    );
+    cfg.export = Some(PrefixList::permit(&[p("fd10::/48")], 64, 64));
+    cfg.prepend = 2;
+    net.nodes[a].speaker.set_policy(now, pa, &cfg);
+    net.settle();
+    assert!(!net.best(b).contains_key(&p("10.0.0.0/16")));
+    let (_, path) = net.nodes[b]
+        .speaker
+        .received_routes(pb)
+        .find(|(pf, _)| **pf == p("fd10::/48"))
+        .unwrap();
+    assert_eq!(
+        path.attrs.as_path.as_ref().unwrap().segments[0].asns,
+        vec![65010, 65010, 65010]
+    );
+    // Import: A denies 192.168.0.0/24, then permits it again (learned by ROUTE-REFRESH).
+    cfg.import = Some(PrefixList::permit(&[p("fd20::/48")], 64, 64));
+    let now = net.now;
+    net.nodes[a].speaker.set_policy(now, pa, &cfg);
+    net.settle();
+    assert!(!net.best(a).contains_key(&p("192.168.0.0/24")));
+    assert!(net.best(a).contains_key(&p("fd20::/48")));
+    cfg.import = None;
+    let now = net.now;
+    net.nodes[a].speaker.set_policy(now, pa, &cfg);
+    net.settle();
+    assert!(net.best(a).contains_key(&p("192.168.0.0/24")));
+    assert_eq!(net.up_events(a), 1, "no reset");
+    assert_eq!(net.up_events(b), 1, "no reset");
+    assert!(net.nodes[a].sent_notifications.is_empty());
+    assert!(net.nodes[b].sent_notifications.is_empty());
+}
+
 /// With transit on, a route learned from one AWS tunnel (AS 64512) is not sent to the other
 /// tunnel to the same AS: the cloud would drop it (its AS is in the path) and count it against
 /// its prefix limit. A neighbor in another AS still gets it.

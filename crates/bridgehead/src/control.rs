@@ -1,6 +1,6 @@
 //! The control socket: a Unix stream socket, one request line in, one reply out.
 //!
-//! Requests are words (`status`); the reply is JSON. The socket is created mode 0660 so only
+//! Requests are words (`status`, `bgp`, `routes`, `reload`); the reply is JSON. The socket is created mode 0660 so only
 //! root and the service's group can use it. The server answers on its own thread and never
 //! blocks the dataplane: a request only reads counters.
 
@@ -71,11 +71,17 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Sends one request and returns the reply.
+/// Sends one request and returns the reply (waiting up to 5 s for it).
 pub fn request(path: &Path, req: &str) -> Result<String> {
+    request_with_timeout(path, req, Duration::from_secs(5))
+}
+
+/// Sends one request and returns the reply, waiting up to `timeout` for it (a `reload` may
+/// take seconds: DELETEs to peers, devices created).
+pub fn request_with_timeout(path: &Path, req: &str, timeout: Duration) -> Result<String> {
     let mut s = UnixStream::connect(path)
         .with_context(|| format!("connecting to {} (is the daemon running?)", path.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(timeout))?;
     s.write_all(req.as_bytes())?;
     s.write_all(b"\n")?;
     s.shutdown(std::net::Shutdown::Write)?;

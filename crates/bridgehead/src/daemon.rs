@@ -7,10 +7,17 @@
 //! ([`crate::ike`]) installs them when its Child SA is up, and until then the tunnel drops what
 //! it is given (counted as `no_sa`). The device, its addresses and its routes disappear with
 //! the process.
+//!
+//! `bridgehead reload` (the control request `reload`) and SIGHUP re-read and validate the
+//! configuration file and apply the difference without touching what did not change (see
+//! [`crate::reload`] for what applies live and what needs a restart, and `daemon/apply.rs` for
+//! how).
+//! systemd is told `RELOADING=1` before and `READY=1` after.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use bh_config::{Config, Encap as CfgEncap, MssClamp, Tunnel};
@@ -35,6 +42,8 @@ const IKE_QUEUE: usize = 1024;
 /// The largest packet a worker buffer holds (jumbo underlay).
 const MAX_PACKET: usize = 9216;
 
+mod apply;
+
 /// What the daemon knows about one tunnel for status.
 struct TunnelInfo {
     device: String,
@@ -43,6 +52,43 @@ struct TunnelInfo {
     /// The manual SAs (outbound, inbound); `None` for an IKE tunnel, whose SAs come and go in
     /// the dataplane's SA table.
     manual: Option<(Arc<OutboundSa>, Arc<InboundSa>)>,
+}
+
+/// What runs now: the configuration in effect and where each tunnel is in the dataplane.
+struct Running {
+    /// The configuration in effect (after a reload: the new file with restart-only values
+    /// held at the running ones).
+    cfg: Config,
+    /// Dataplane index of each running tunnel, by name.
+    index: HashMap<String, usize>,
+    /// Status facts of each running tunnel, by dataplane index.
+    infos: HashMap<usize, TunnelInfo>,
+    /// Whether the raw ESP socket is open.
+    raw_esp: bool,
+    /// Worker threads (TUN queues per tunnel).
+    workers: usize,
+}
+
+/// The running daemon, shared by the signal loop and the control socket thread.
+struct Daemon {
+    config_path: PathBuf,
+    dp: Arc<Dataplane>,
+    ike: Arc<crate::ike::IkeService>,
+    bgp: Arc<crate::bgp::BgpService>,
+    /// Held for the whole of a reload, so reloads never overlap.
+    running: Mutex<Running>,
+    systemd: Mutex<crate::systemd::Service>,
+}
+
+impl Daemon {
+    fn status_json(&self) -> serde_json::Value {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = status_json(&self.dp, &running);
+        drop(running);
+        st["ike"] = self.ike.status_json();
+        st["bgp"] = self.bgp.status_json();
+        st
+    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -57,26 +103,42 @@ pub fn run(config: &Path, control: &Path, metrics: Option<SocketAddr>) -> Result
     // and read tunnel state.
     let ike = Arc::new(crate::ike::start(&cfg, Arc::clone(&dp), ike_rx)?);
     let bgp = Arc::new(crate::bgp::start(&cfg, Arc::clone(&dp))?);
-    let (status_ike, status_bgp) = (Arc::clone(&ike), Arc::clone(&bgp));
-    let listener = crate::control::bind(control)?;
-    let status_dp = Arc::clone(&dp);
-    let infos = Arc::new(infos);
-    let status_infos = Arc::clone(&infos);
-    let full_status = Arc::new(move || {
-        let mut st = status_json(&status_dp, &status_infos);
-        st["ike"] = status_ike.status_json();
-        st["bgp"] = status_bgp.status_json();
-        st
+    let running = Running {
+        index: cfg
+            .tunnels
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect(),
+        infos: infos.into_iter().enumerate().collect(),
+        raw_esp: cfg.tunnels.iter().any(|t| t.encap == CfgEncap::Esp),
+        workers: cfg.dataplane.workers.max(1),
+        cfg: cfg.clone(),
+    };
+    let daemon = Arc::new(Daemon {
+        config_path: config.to_owned(),
+        dp: Arc::clone(&dp),
+        ike: Arc::clone(&ike),
+        bgp: Arc::clone(&bgp),
+        running: Mutex::new(running),
+        systemd: Mutex::new(crate::systemd::Service::from_env()),
     });
+    let listener = crate::control::bind(control)?;
+    let status_daemon = Arc::clone(&daemon);
+    let full_status = Arc::new(move || status_daemon.status_json());
     let control_bgp = Arc::clone(&bgp);
     let control_status = Arc::clone(&full_status);
+    let control_daemon = Arc::clone(&daemon);
     crate::control::serve(listener, control.to_owned(), move |req| match req {
         "status" => control_status().to_string(),
         "bgp" => crate::views::bgp_json(&control_bgp.status_json()).to_string(),
+        "reload" => control_daemon.reload("bridgehead reload").to_string(),
         other => match crate::views::routes_request(other) {
             Some(limit) => control_bgp.routes_view(limit).to_string(),
             None => json!({
-                "error": format!("unknown request {other:?}; try: status, bgp, routes [LIMIT]")
+                "error": format!(
+                    "unknown request {other:?}; try: status, bgp, routes [LIMIT], reload"
+                )
             })
             .to_string(),
         },
@@ -96,28 +158,33 @@ pub fn run(config: &Path, control: &Path, metrics: Option<SocketAddr>) -> Result
     ])?;
     // systemd (Type=notify): READY once the tunnels are up, the control socket serves and the
     // signals are handled; keep-alives only while the control socket answers.
-    let mut systemd = crate::systemd::Service::from_env();
-    let ping = control.to_owned();
-    systemd.start_watchdog(crate::systemd::watchdog_period_from_env(), move || {
-        crate::control::request(&ping, "status").is_ok()
-    });
-    systemd.ready(&format!(
-        "{} tunnel(s) up; control socket {}",
-        cfg.tunnels.len(),
-        control.display()
-    ));
+    {
+        let mut systemd = daemon.systemd.lock().unwrap_or_else(|e| e.into_inner());
+        let ping = control.to_owned();
+        systemd.start_watchdog(crate::systemd::watchdog_period_from_env(), move || {
+            crate::control::request(&ping, "status").is_ok()
+        });
+        systemd.ready(&format!(
+            "{} tunnel(s) up; control socket {}",
+            cfg.tunnels.len(),
+            control.display()
+        ));
+    }
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
-            tracing::warn!(
-                "SIGHUP: configuration reload is not implemented yet; restart to apply changes"
-            );
+            // The outcome is logged line by line by the reload itself.
+            let _ = daemon.reload("SIGHUP");
             continue;
         }
         tracing::info!(signal = sig, "stopping");
         break;
     }
-    systemd.stopping("stopping: removing tunnels");
-    drop(infos);
+    daemon
+        .systemd
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .stopping("stopping: removing tunnels");
+    drop(daemon);
     // The control socket's closure still holds references: stop the services explicitly so
     // their routes leave the kernel now.
     bgp.shutdown();
@@ -188,28 +255,10 @@ fn start(
 }
 
 fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfig, TunnelInfo)> {
-    // The suites the tunnel may end up with: the manual one, or every one the IKE ESP
-    // proposals allow (the MTU must fit the largest overhead among them).
-    let suites: Vec<bh_crypto::EspSuite> = match (&t.manual, &t.ike) {
-        (Some(m), _) => vec![m.suite],
-        (None, Some(ike)) => ike
-            .settings
-            .esp_proposals
-            .iter()
-            .flat_map(bh_config::ike::Proposal::esp_suites)
-            .collect(),
-        (None, None) => Vec::new(),
-    };
     let device = format!("bh-{}", t.name);
     let udp = t.encap == CfgEncap::Udp;
-    // The largest inner packet whose ESP packet fits the underlay: what the workers enforce
-    // (DF: ICMP too-big; IPv4 without DF: fragmented before encryption). The device MTU is the
-    // same unless the configuration sets a larger one.
-    let max_inner = suites
-        .iter()
-        .map(|s| bh_packet::mtu::tunnel_mtu(UNDERLAY_MTU, s, udp, t.peer.is_ipv6()))
-        .min()
-        .context("the tunnel has neither [tunnel.manual] nor IKE ESP proposals")?;
+    let max_inner =
+        max_inner(t).context("the tunnel has neither [tunnel.manual] nor IKE ESP proposals")?;
     let mtu = t.mtu.unwrap_or(max_inner);
     // Virtio headers let the kernel hand over TSO/USO super-packets and take coalesced ones:
     // 5-7x the throughput at a seventh of the CPU per GB (issue 6 measurements). The dataplane
@@ -235,22 +284,7 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
         MssClamp::Off => None,
         MssClamp::Fixed(v) => Some(v),
     };
-    let manual = match &t.manual {
-        Some(manual) => Some((
-            Arc::new(OutboundSa::new(
-                manual.outbound.spi,
-                EspTransform::new(manual.suite, &manual.outbound.key)?,
-                manual.esn,
-            )?),
-            Arc::new(InboundSa::new(
-                manual.inbound.spi,
-                EspTransform::new(manual.suite, &manual.inbound.key)?,
-                manual.esn,
-                t.replay_window,
-            )?),
-        )),
-        None => None,
-    };
+    let manual = manual_sas(t)?;
     let tc = TunnelConfig {
         name: t.name.clone(),
         queues: tun.into_queues(),
@@ -280,6 +314,48 @@ fn bring_up(nl: &mut Netlink, t: &Tunnel, workers: usize) -> Result<(TunnelConfi
         manual,
     };
     Ok((tc, info))
+}
+
+/// The manual SA pair of `t` (outbound, inbound); `None` for an IKE tunnel.
+fn manual_sas(t: &Tunnel) -> Result<Option<(Arc<OutboundSa>, Arc<InboundSa>)>> {
+    let Some(manual) = &t.manual else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Arc::new(OutboundSa::new(
+            manual.outbound.spi,
+            EspTransform::new(manual.suite, &manual.outbound.key)?,
+            manual.esn,
+        )?),
+        Arc::new(InboundSa::new(
+            manual.inbound.spi,
+            EspTransform::new(manual.suite, &manual.inbound.key)?,
+            manual.esn,
+            t.replay_window,
+        )?),
+    )))
+}
+
+/// The largest inner packet whose ESP packet fits the underlay: what the workers enforce (DF:
+/// ICMP too-big; IPv4 without DF: fragmented before encryption), over every suite the tunnel
+/// may end up with (the manual one, or every one its IKE ESP proposals allow). The device MTU
+/// is the same unless the configuration sets a larger one. `None` without any suite.
+pub(crate) fn max_inner(t: &Tunnel) -> Option<u16> {
+    let suites: Vec<bh_crypto::EspSuite> = match (&t.manual, &t.ike) {
+        (Some(m), _) => vec![m.suite],
+        (None, Some(ike)) => ike
+            .settings
+            .esp_proposals
+            .iter()
+            .flat_map(bh_config::ike::Proposal::esp_suites)
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let udp = t.encap == CfgEncap::Udp;
+    suites
+        .iter()
+        .map(|s| bh_packet::mtu::tunnel_mtu(UNDERLAY_MTU, s, udp, t.peer.is_ipv6()))
+        .min()
 }
 
 /// The other host address of a point-to-point inside prefix (/30 or /31, /126 or /127): the
@@ -316,15 +392,19 @@ fn far_end(p: &bh_config::Prefix) -> Option<IpAddr> {
     }
 }
 
-fn status_json(dp: &Dataplane, infos: &[TunnelInfo]) -> serde_json::Value {
+fn status_json(dp: &Dataplane, running: &Running) -> serde_json::Value {
     let g = dp.global();
     // The SAs as the workers see them: the manual pair, or what IKE installed.
     let table = dp.sas().load();
-    let tunnels: Vec<_> = dp
-        .tunnels()
+    // Running tunnels in the configuration's order.
+    let tunnels: Vec<_> = running
+        .cfg
+        .tunnels
         .iter()
-        .zip(infos)
-        .enumerate()
+        .filter_map(|c| {
+            let idx = *running.index.get(&c.name)?;
+            Some((idx, (dp.tunnels().get(idx)?, running.infos.get(&idx)?)))
+        })
         .map(|(idx, (t, i))| {
             let c = t.counters.snapshot();
             let out = table.outbound.get(idx).cloned().flatten();

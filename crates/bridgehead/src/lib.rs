@@ -16,6 +16,7 @@ pub mod lab;
 pub mod metrics;
 pub mod netns;
 pub mod peers;
+pub mod reload;
 pub mod status;
 pub mod systemd;
 pub mod views;

@@ -51,6 +51,25 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
+    /// Re-read the running daemon's configuration file and apply what changed.
+    ///
+    /// The file is checked first, as `bridgehead check` does; with any error nothing changes
+    /// and every error is printed (exit status 2). Otherwise only what changed is touched:
+    /// tunnels added, removed or re-created, one tunnel's IKE SA renegotiated when its PSK,
+    /// proposals, lifetimes, DPD, initiate or peer changed, routes, BGP neighbors added,
+    /// removed (Cease/Peer De-configured) or reset (Cease/Other Configuration Change), export
+    /// policy and advertised networks without a reset. Untouched tunnels keep their SAs and
+    /// untouched BGP sessions stay up. Changes that need a restart ([dataplane], private_ip,
+    /// the BGP AS, router id, table, metric, transit) are listed and not applied. Exit status 1 if a
+    /// change could not be applied. SIGHUP does the same, logging the outcome.
+    Reload {
+        /// Control socket path.
+        #[arg(long, default_value = control::DEFAULT_PATH)]
+        control: PathBuf,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the BGP neighbors: AS, state, uptime, prefixes and messages each way, last error.
     Bgp {
         /// Print JSON.
@@ -202,6 +221,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Reload { control, json } => reload(&control, json),
         Command::Bgp { json, control } => {
             show(&control, "bgp", json, bridgehead::views::render_bgp)
         }
@@ -256,6 +276,50 @@ fn run(cli: Cli) -> Result<()> {
             tunnels,
         } => bridgehead::cloud::run_plan(cloud, &config, tunnels),
     }
+}
+
+/// `bridgehead reload`: asks the daemon to reload, prints what changed, and exits 2 on
+/// configuration errors (nothing changed), 1 if a change failed.
+fn reload(control: &std::path::Path, json: bool) -> Result<()> {
+    let text =
+        control::request_with_timeout(control, "reload", std::time::Duration::from_secs(120))?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        anyhow::bail!("the daemon answered: {e}");
+    }
+    let lines = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (applied, restart, errors) = (lines("applied"), lines("needs_restart"), lines("errors"));
+    if json {
+        println!("{text}");
+    } else {
+        if applied.is_empty() && errors.is_empty() {
+            println!("nothing to apply");
+        }
+        for l in &applied {
+            println!("{l}");
+        }
+        for l in &restart {
+            println!("not applied: {l}");
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let invalid = v["invalid"].as_bool().unwrap_or(false);
+    if invalid {
+        eprintln!("configuration not reloaded; the daemon keeps running the old one:");
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    std::process::exit(if invalid { 2 } else { 1 });
 }
 
 /// Sends `req` on the control socket and prints the reply as JSON or through `render`.

@@ -5,7 +5,9 @@
 //! interval in microseconds in `$WATCHDOG_USEC` (and the PID it is meant for in
 //! `$WATCHDOG_PID`). The service sends newline-separated `KEY=VALUE` assignments as single
 //! datagrams: `READY=1` once it serves, `STATUS=...` as a one-line summary for `systemctl
-//! status`, `WATCHDOG=1` keep-alives, `STOPPING=1` when it begins to shut down. The protocol
+//! status`, `WATCHDOG=1` keep-alives, `RELOADING=1` (with `MONOTONIC_USEC=`, which systemd
+//! 253 and later want with it) when a configuration reload begins and `READY=1` again when it
+//! is done, `STOPPING=1` when it begins to shut down. The protocol
 //! is described in systemd's `sd_notify(3)` and `systemd.service(5)` (`WatchdogSec=`,
 //! `NotifyAccess=`).
 //!
@@ -13,8 +15,8 @@
 //! run a keep-alive thread that sends `WATCHDOG=1` at half the interval, but only while a
 //! health check the daemon supplies passes, so a wedged daemon is restarted by systemd.
 //!
-//! What it does NOT do: pass file descriptors (`FDSTORE=1`), send `MAINPID=`, `RELOADING=1`
-//! or `EXTEND_TIMEOUT_USEC=`, or check the sender credentials (the kernel attaches them; the
+//! What it does NOT do: pass file descriptors (`FDSTORE=1`), send `MAINPID=` or
+//! `EXTEND_TIMEOUT_USEC=`, or check the sender credentials (the kernel attaches them; the
 //! unit's `NotifyAccess=main` is satisfied because threads share the process ID). Outside
 //! systemd (no `$NOTIFY_SOCKET`) every call is a no-op.
 
@@ -132,6 +134,17 @@ impl Notifier {
     /// `STOPPING=1` with a `STATUS=` line: shutdown has begun.
     pub fn stopping(&self, status: &str) -> Result<(), NotifyError> {
         self.notify(&format!("STOPPING=1\nSTATUS={}", status_line(status)))
+    }
+
+    /// `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC now, in microseconds, as
+    /// `sd_notify(3)` asks for `Type=notify-reload`) and a `STATUS=` line: a configuration
+    /// reload has begun; `READY=1` ends it.
+    pub fn reloading(&self, status: &str) -> Result<(), NotifyError> {
+        self.notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS={}",
+            bh_sys::clock::monotonic_usec(),
+            status_line(status)
+        ))
     }
 }
 
@@ -304,6 +317,12 @@ impl Service {
         self.send(|n| n.status(status));
     }
 
+    /// Sends `RELOADING=1`, `MONOTONIC_USEC=` and `status` (then [`Service::ready`] when the
+    /// reload is done).
+    pub fn reloading(&self, status: &str) {
+        self.send(|n| n.reloading(status));
+    }
+
     /// Stops the keep-alive thread and sends `STOPPING=1` and `status`.
     pub fn stopping(&mut self, status: &str) {
         self.watchdog = None;
@@ -387,6 +406,29 @@ mod tests {
             l.recv().as_deref(),
             Some("STOPPING=1\nSTATUS=stopping on SIGTERM")
         );
+    }
+
+    #[test]
+    fn reloading_carries_monotonic_usec_then_ready_ends_it() {
+        let l = Listener::new("reload");
+        let n = Notifier::connect(l.path().as_os_str()).unwrap();
+        let before = bh_sys::clock::monotonic_usec();
+        n.reloading("reloading the configuration").unwrap();
+        let msg = l.recv().unwrap();
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines[0], "RELOADING=1");
+        let usec: u64 = lines[1]
+            .strip_prefix("MONOTONIC_USEC=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            usec >= before && usec < before + 60_000_000,
+            "{usec} vs {before}"
+        );
+        assert_eq!(lines[2], "STATUS=reloading the configuration");
+        n.ready("reloaded").unwrap();
+        assert_eq!(l.recv().as_deref(), Some("READY=1\nSTATUS=reloaded"));
     }
 
     #[test]

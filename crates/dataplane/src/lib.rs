@@ -25,12 +25,18 @@
 //! Sequence numbers are reserved per sealed batch (one atomic), so two workers sending on one
 //! SA interleave blocks of at most [`BATCH`] numbers, well inside the peer's replay window.
 //!
+//! Tunnels can be added and removed while the workers run ([`Dataplane::add_tunnel`],
+//! [`Dataplane::remove_tunnel`], for configuration reload): the tunnel list is a set of
+//! write-once slots read without locks ([`TunnelSlots`]) and each worker takes its new or
+//! closed TUN queues from a command mailbox woken through its epoll set, between batches.
+//!
 //! What it does not do: negotiate keys (that is IKE's), configure devices or routes (the daemon
 //! does that before handing over the queues, including whether they carry virtio headers), or
 //! read any configuration file.
 
 mod counters;
 pub mod offload;
+mod slots;
 mod table;
 mod worker;
 
@@ -46,7 +52,10 @@ use bh_sys::poll::EventFd;
 use bh_sys::tun::TunQueue;
 
 pub use counters::{GlobalCounters, GlobalSnapshot, TunnelCounters, TunnelSnapshot};
+pub use slots::{MAX_TUNNELS, TunnelSlots};
 pub use table::{InboundEntry, SaTable, SaTableHandle};
+
+use slots::{Command, Mailbox};
 
 /// Packets moved per batch (the most `recvmmsg`/`sendmmsg` take per call).
 pub const BATCH: usize = bh_sys::MAX_BATCH;
@@ -141,9 +150,29 @@ pub struct TunnelState {
     pub counters: TunnelCounters,
 }
 
+impl TunnelState {
+    /// The shared state of `t`, and its queues (one per worker).
+    fn new(t: TunnelConfig) -> (Self, Vec<TunQueue>) {
+        (
+            Self {
+                name: t.name,
+                encap: t.encap,
+                peer: ArcSwap::from_pointee(t.peer),
+                mtu: t.mtu,
+                mss: t.mss,
+                icmp_src_v4: t.icmp_src_v4,
+                icmp_src_v6: t.icmp_src_v6,
+                keepalive: t.keepalive,
+                counters: TunnelCounters::default(),
+            },
+            t.queues,
+        )
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) table: SaTableHandle,
-    pub(crate) tunnels: Vec<TunnelState>,
+    pub(crate) tunnels: TunnelSlots,
     pub(crate) global: GlobalCounters,
     pub(crate) ike: Option<SyncSender<IkeDatagram>>,
     pub(crate) local: SocketAddr,
@@ -155,7 +184,14 @@ pub struct Dataplane {
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<()>>,
     control_socket: Arc<bh_sys::udp::UdpSocket>,
+    /// One per worker, in worker order.
+    mailboxes: Vec<Arc<Mailbox>>,
+    /// Whether the raw ESP socket is open (tunnels with `Encap::Esp` need it).
+    raw_esp: bool,
 }
+
+/// How long [`Dataplane::remove_tunnel`] waits for each worker to close its queue.
+const REMOVE_WAIT: Duration = Duration::from_secs(2);
 
 impl Dataplane {
     /// Opens the sockets and starts one worker per configured worker slot.
@@ -166,8 +202,15 @@ impl Dataplane {
                 "workers must be at least 1",
             ));
         }
+        if tunnels.len() > MAX_TUNNELS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("more than {MAX_TUNNELS} tunnels"),
+            ));
+        }
         let mut per_worker: Vec<Vec<TunQueue>> = (0..cfg.workers).map(|_| Vec::new()).collect();
-        let mut states = Vec::with_capacity(tunnels.len());
+        let states = TunnelSlots::new();
+        let count = tunnels.len();
         for t in tunnels {
             if t.queues.len() != cfg.workers {
                 return Err(io::Error::new(
@@ -180,23 +223,14 @@ impl Dataplane {
                     ),
                 ));
             }
-            for (w, q) in t.queues.into_iter().enumerate() {
+            let (state, queues) = TunnelState::new(t);
+            for (w, q) in queues.into_iter().enumerate() {
                 per_worker[w].push(q);
             }
-            states.push(TunnelState {
-                name: t.name,
-                encap: t.encap,
-                peer: ArcSwap::from_pointee(t.peer),
-                mtu: t.mtu,
-                mss: t.mss,
-                icmp_src_v4: t.icmp_src_v4,
-                icmp_src_v6: t.icmp_src_v6,
-                keepalive: t.keepalive,
-                counters: TunnelCounters::default(),
-            });
+            let _ = states.push(state);
         }
         let shared = Arc::new(Shared {
-            table: SaTableHandle::new(states.len()),
+            table: SaTableHandle::new(count),
             tunnels: states,
             global: GlobalCounters::default(),
             ike: cfg.ike.clone(),
@@ -215,7 +249,10 @@ impl Dataplane {
         let cores = bh_sys::cpu::online_cpus().max(1);
         let mut threads = Vec::with_capacity(cfg.workers);
         let mut control_socket = None;
+        let mut mailboxes = Vec::with_capacity(cfg.workers);
         for (id, queues) in per_worker.into_iter().enumerate() {
+            let mailbox = Arc::new(Mailbox::new()?);
+            mailboxes.push(Arc::clone(&mailbox));
             let udp = Arc::new(bh_sys::udp::UdpSocket::bind(
                 SocketAddr::new(cfg.bind, cfg.udp_port),
                 &bh_sys::udp::UdpOptions {
@@ -234,6 +271,7 @@ impl Dataplane {
                 raw.clone(),
                 Arc::clone(&stop),
                 cfg.max_packet,
+                mailbox,
             )?;
             let pin = cfg.pin.then_some(id % cores);
             threads.push(
@@ -256,7 +294,68 @@ impl Dataplane {
             stop,
             threads,
             control_socket,
+            mailboxes,
+            raw_esp: cfg.raw_esp,
         })
+    }
+
+    /// Adds a tunnel while the workers run and returns its index: its state gets the next
+    /// slot of [`Dataplane::tunnels`] and each worker starts serving its queue after its
+    /// current batch. Fails if the tunnel does not bring one queue per worker, needs the raw
+    /// ESP socket this dataplane did not open, or [`MAX_TUNNELS`] were already added.
+    pub fn add_tunnel(&self, t: TunnelConfig) -> io::Result<usize> {
+        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        if t.queues.len() != self.mailboxes.len() {
+            return Err(invalid(format!(
+                "tunnel {} has {} queues for {} workers",
+                t.name,
+                t.queues.len(),
+                self.mailboxes.len()
+            )));
+        }
+        if t.encap == Encap::Esp && !self.raw_esp {
+            return Err(invalid(format!(
+                "tunnel {} uses raw ESP, and the raw ESP socket opens only at start",
+                t.name
+            )));
+        }
+        let keepalive = t.encap == Encap::Udp && t.keepalive.is_some();
+        let (state, queues) = TunnelState::new(t);
+        let index = self
+            .shared
+            .tunnels
+            .push(state)
+            .ok_or_else(|| invalid(format!("all {MAX_TUNNELS} tunnel slots are used")))?;
+        for (w, (mb, queue)) in self.mailboxes.iter().zip(queues).enumerate() {
+            mb.send(Command::Add {
+                index,
+                queue,
+                keepalive: keepalive && w == 0,
+            })?;
+        }
+        Ok(index)
+    }
+
+    /// Removes tunnel `index` while the workers run: its SAs leave the SA table, and each
+    /// worker closes its queue (the TUN device, its addresses and routes go with the last
+    /// one). Returns once every worker has closed it, or fails after a bounded wait.
+    pub fn remove_tunnel(&self, index: usize) -> io::Result<()> {
+        self.shared.table.remove_tunnel(index);
+        let mut waits = Vec::with_capacity(self.mailboxes.len());
+        for mb in &self.mailboxes {
+            let (done, rx) = std::sync::mpsc::sync_channel(1);
+            mb.send(Command::Remove { index, done })?;
+            waits.push(rx);
+        }
+        for rx in waits {
+            rx.recv_timeout(REMOVE_WAIT).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("a worker did not close tunnel {index}'s queue"),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// The SA table, to install and remove SAs.
@@ -264,8 +363,9 @@ impl Dataplane {
         &self.shared.table
     }
 
-    /// The tunnels, in configuration order.
-    pub fn tunnels(&self) -> &[TunnelState] {
+    /// The tunnels by index: those started with, in configuration order, then those added
+    /// (removed ones keep their slot).
+    pub fn tunnels(&self) -> &TunnelSlots {
         &self.shared.tunnels
     }
 

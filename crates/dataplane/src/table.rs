@@ -73,9 +73,23 @@ impl SaTableHandle {
         });
     }
 
-    /// Sets (or clears) the outbound SA of `tunnel`.
+    /// Removes every SA of `tunnel` (it is being removed).
+    pub fn remove_tunnel(&self, tunnel: usize) {
+        self.update(|t| {
+            t.inbound.retain(|_, e| e.tunnel != tunnel);
+            if let Some(slot) = t.outbound.get_mut(tunnel) {
+                *slot = None;
+            }
+        });
+    }
+
+    /// Sets (or clears) the outbound SA of `tunnel` (a tunnel added at run time grows the
+    /// table, up to [`crate::MAX_TUNNELS`]).
     pub fn set_outbound(&self, tunnel: usize, sa: Option<Arc<OutboundSa>>) {
         self.update(|t| {
+            if t.outbound.len() <= tunnel && tunnel < crate::MAX_TUNNELS {
+                t.outbound.resize(tunnel + 1, None);
+            }
             if let Some(slot) = t.outbound.get_mut(tunnel) {
                 *slot = sa;
             }

@@ -20,11 +20,15 @@ use bh_sys::{MAX_GSO_SEGMENTS, RecvMeta, SendMsg};
 
 use crate::counters::{GlobalSnapshot, TunnelSnapshot};
 use crate::offload::{Lanes, MAX_SUPER, Splitter};
+use crate::slots::{Mailbox, TunQueues};
 use crate::{BATCH, Encap, IkeDatagram, Shared};
+
+mod commands;
 
 const TOKEN_STOP: u64 = 0;
 const TOKEN_UDP: u64 = 1;
 const TOKEN_RAW: u64 = 2;
+const TOKEN_CMD: u64 = 3;
 const TOKEN_TUN: u64 = 16;
 
 /// ESP datagrams whose SPI is not installed yet, held per worker (see [`Parked`]).
@@ -78,7 +82,9 @@ struct Parked {
 pub(crate) struct Worker {
     id: usize,
     shared: Arc<Shared>,
-    tun: Vec<TunQueue>,
+    tun: TunQueues,
+    /// Tunnels added or removed while running (see [`crate::slots`]).
+    mailbox: Arc<Mailbox>,
     udp: Arc<UdpSocket>,
     raw: Option<Arc<RawEsp>>,
     _stop: Arc<EventFd>,
@@ -118,9 +124,11 @@ impl Worker {
         raw: Option<Arc<RawEsp>>,
         stop: Arc<EventFd>,
         max_packet: usize,
+        mailbox: Arc<Mailbox>,
     ) -> io::Result<Self> {
         let epoll = Epoll::new()?;
         epoll.add(stop.as_raw_fd(), TOKEN_STOP)?;
+        epoll.add(mailbox.wake.as_raw_fd(), TOKEN_CMD)?;
         epoll.add(udp.as_raw_fd(), TOKEN_UDP)?;
         if let Some(r) = &raw {
             epoll.add(r.as_raw_fd(), TOKEN_RAW)?;
@@ -151,7 +159,8 @@ impl Worker {
         Ok(Self {
             id,
             shared,
-            tun,
+            tun: TunQueues::new(tun),
+            mailbox,
             udp,
             raw,
             _stop: stop,
@@ -208,6 +217,7 @@ impl Worker {
                     TOKEN_STOP => return,
                     TOKEN_UDP => self.receive(false),
                     TOKEN_RAW => self.receive(true),
+                    TOKEN_CMD => self.apply_commands(),
                     t => {
                         if let Some(i) = t.checked_sub(TOKEN_TUN) {
                             self.transmit(i as usize);

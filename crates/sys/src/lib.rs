@@ -31,6 +31,7 @@ mod addr;
 mod mmsg;
 mod sockopt;
 
+pub mod clock;
 pub mod cpu;
 pub mod link;
 pub mod poll;

@@ -64,6 +64,8 @@ pub mod cease_sub {
     pub const ADMIN_RESET: u8 = 4;
     /// Connection Rejected.
     pub const CONNECTION_REJECTED: u8 = 5;
+    /// Other Configuration Change.
+    pub const OTHER_CONFIG_CHANGE: u8 = 6;
     /// Connection Collision Resolution.
     pub const COLLISION: u8 = 7;
     /// Out of Resources.

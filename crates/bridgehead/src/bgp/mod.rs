@@ -34,10 +34,18 @@
 //! [`BgpService::routes_view`] answers `bridgehead routes` from the loop: a bounded per-prefix
 //! view of the RIBs and the kernel ([`routes_view`]).
 //!
+//! Configuration reload ([`BgpService::remove_neighbors`], [`BgpService::apply`]) runs on the
+//! loop's thread, woken through its eventfd: neighbors removed are stopped with Cease/Peer
+//! De-configured, added ones started, changed ones reset with Cease/Other Configuration
+//! Change (RFC 4486), policy and `advertise` changes sent as UPDATEs, withdrawals and
+//! ROUTE-REFRESH without a reset ([`crate::reload`] decides which is which). Untouched
+//! sessions keep running.
+//!
 //! Not done here: TCP-AO (RFC 5925), GTSM, IPv6 hop limits for multihop sessions (IPv6
-//! sessions use the kernel default), configuration reload, and keeping routes across a restart
-//! of bridgehead. Routes are withdrawn from the kernel by [`BgpService::shutdown`] (or drop);
-//! if the process ends without either, they stay until the next start removes them as stale.
+//! sessions use the kernel default), changing the AS, router id, table or metric without a
+//! restart, and keeping routes across a restart of bridgehead. Routes are withdrawn from the
+//! kernel by [`BgpService::shutdown`] (or drop); if the process ends without either, they stay
+//! until the next start removes them as stale.
 
 pub mod fib;
 pub mod routes_view;
@@ -98,13 +106,32 @@ pub struct BgpService {
     stop: Arc<AtomicBool>,
     wake: Arc<EventFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
 }
+
+/// A reload step for the loop.
+enum Command {
+    /// Stop these neighbors (Cease/Peer De-configured).
+    Remove(Vec<IpAddr>),
+    /// Take the new configuration and apply the rest of the plan.
+    Apply(Box<Config>, crate::reload::BgpPlan),
+}
+
+/// A command and where to report what failed.
+struct Request {
+    command: Command,
+    done: mpsc::SyncSender<Vec<String>>,
+}
+
+/// How long a reload step waits for the loop.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// Starts the BGP speaker for the configured neighbors; without `[bgp]` it does nothing.
 pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
     let status = Arc::new(Mutex::new(Value::Null));
     let stop = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(EventFd::new().context("eventfd")?);
+    let requests = Arc::new(Mutex::new(Vec::new()));
     let Some(bgp) = cfg.bgp.clone() else {
         return Ok(BgpService {
             status,
@@ -112,9 +139,11 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
             stop,
             wake,
             thread: Mutex::new(None),
+            requests,
         });
     };
     let mut lp = Loop::new(cfg, &bgp, Arc::clone(&wake), Arc::clone(&status))?;
+    lp.requests = Arc::clone(&requests);
     let (queries, query_rx) = mpsc::sync_channel(routes_view::QUERY_QUEUE);
     lp.queries = Some(query_rx);
     let (stop2, ready_tx) = (Arc::clone(&stop), mpsc::sync_channel::<Result<()>>(1));
@@ -142,7 +171,52 @@ pub fn start(cfg: &Config, _dp: Arc<Dataplane>) -> Result<BgpService> {
         stop,
         wake,
         thread: Mutex::new(Some(thread)),
+        requests,
     })
+}
+
+impl BgpService {
+    /// Stops the sessions of these neighbors with Cease/Peer De-configured and forgets them;
+    /// returns once the NOTIFICATIONs are handed to TCP. Done before the tunnels they run over
+    /// change.
+    pub fn remove_neighbors(&self, addrs: Vec<IpAddr>) -> Result<()> {
+        if addrs.is_empty() {
+            return Ok(());
+        }
+        self.request(Command::Remove(addrs))
+    }
+
+    /// Takes `cfg` (the running configuration after the reload) and applies `plan`: adds,
+    /// resets and policy changes of neighbors, and `advertise`. Done after the tunnels changed
+    /// (new devices exist). Without a running speaker it does nothing.
+    pub fn apply(&self, cfg: &Config, plan: &crate::reload::BgpPlan) -> Result<()> {
+        self.request(Command::Apply(Box::new(cfg.clone()), plan.clone()))
+    }
+
+    fn request(&self, command: Command) -> Result<()> {
+        let running = self
+            .thread
+            .lock()
+            .map(|t| t.as_ref().is_some_and(|t| !t.is_finished()))
+            .unwrap_or(false);
+        if !running {
+            return Ok(());
+        }
+        let (done, wait) = mpsc::sync_channel(1);
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Request { command, done });
+        self.wake.notify().context("waking the BGP thread")?;
+        let errors = wait
+            .recv_timeout(APPLY_WAIT)
+            .map_err(|_| anyhow!("the BGP thread did not apply the changes in time"))?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("{}", errors.join("; ")))
+        }
+    }
 }
 
 impl BgpService {
@@ -276,6 +350,8 @@ struct Loop {
     cfg: Config,
     /// TCP MD5 drop counters at the last look, see [`Loop::md5_hint`].
     md5_seen: bh_sys::tcp_md5::Md5Counters,
+    /// Reload steps from [`BgpService`].
+    requests: Arc<Mutex<Vec<Request>>>,
     /// Neighbors over a tunnel the cloud's design keeps down, with the reason: never started.
     by_design: Vec<(BgpNeighbor, String)>,
     /// Route view queries from the control thread ([`routes_view`]).
@@ -388,6 +464,7 @@ impl Loop {
             status,
             cfg: cfg.clone(),
             md5_seen: bh_sys::tcp_md5::md5_counters().unwrap_or_default(),
+            requests: Arc::new(Mutex::new(Vec::new())),
             by_design,
             queries: None,
         })
@@ -459,45 +536,7 @@ impl Loop {
         let mut speaker = Speaker::new(sc);
         let now = self.now();
         for (i, (n, _)) in self.neighbors.iter().enumerate() {
-            let mut nc = NeighborConfig::new(n.address, n.asn);
-            nc.session.hold_time = n.hold_time;
-            nc.session.passive = n.passive;
-            nc.session.connect_retry = CONNECT_RETRY;
-            let local = local_addr_towards(n.address);
-            let tunnel = n
-                .tunnel
-                .as_ref()
-                .and_then(|name| self.cfg.tunnels.iter().find(|t| &t.name == name));
-            let inside = |want_v4: bool| {
-                tunnel.and_then(|t| {
-                    t.inside
-                        .iter()
-                        .map(|p| p.addr)
-                        .find(|a| a.is_ipv4() == want_v4)
-                })
-            };
-            nc.next_hop_v4 = match local.filter(IpAddr::is_ipv4).or_else(|| inside(true)) {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            };
-            nc.next_hop_v6 = match local.filter(IpAddr::is_ipv6).or_else(|| inside(false)) {
-                Some(IpAddr::V6(a)) => Some(a),
-                _ => None,
-            };
-            nc.import = n.import.as_deref().map(prefix_list).transpose()?;
-            nc.export = n.export.as_deref().map(prefix_list).transpose()?;
-            nc.prepend = n.prepend;
-            nc.med = n.med;
-            nc.max_prefix = n.max_prefix.map(|m| {
-                let action = match n.max_prefix_action {
-                    bh_config::MaxPrefixAction::Teardown => MaxPrefixAction::Teardown,
-                    bh_config::MaxPrefixAction::Warn => MaxPrefixAction::Warn,
-                };
-                (usize::try_from(m).unwrap_or(usize::MAX), action)
-            });
-            nc.max_advertised = n
-                .max_advertise
-                .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+            let nc = self.neighbor_config(n)?;
             let id = speaker.add_neighbor(now, nc);
             self.peers.insert(id, i);
             self.info.insert(id, PeerInfo::default());
@@ -507,6 +546,252 @@ impl Loop {
         tracing::info!(asn = bgp.asn, %router_id, table = bgp.table, "BGP speaker started");
         self.drain();
         Ok(())
+    }
+
+    /// The speaker's configuration of neighbor `n`.
+    fn neighbor_config(&self, n: &BgpNeighbor) -> Result<NeighborConfig> {
+        let mut nc = NeighborConfig::new(n.address, n.asn);
+        nc.session.hold_time = n.hold_time;
+        nc.session.passive = n.passive;
+        nc.session.connect_retry = CONNECT_RETRY;
+        let local = local_addr_towards(n.address);
+        let tunnel = n
+            .tunnel
+            .as_ref()
+            .and_then(|name| self.cfg.tunnels.iter().find(|t| &t.name == name));
+        let inside = |want_v4: bool| {
+            tunnel.and_then(|t| {
+                t.inside
+                    .iter()
+                    .map(|p| p.addr)
+                    .find(|a| a.is_ipv4() == want_v4)
+            })
+        };
+        nc.next_hop_v4 = match local.filter(IpAddr::is_ipv4).or_else(|| inside(true)) {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
+        nc.next_hop_v6 = match local.filter(IpAddr::is_ipv6).or_else(|| inside(false)) {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        };
+        nc.import = n.import.as_deref().map(prefix_list).transpose()?;
+        nc.export = n.export.as_deref().map(prefix_list).transpose()?;
+        nc.prepend = n.prepend;
+        nc.med = n.med;
+        nc.max_prefix = n.max_prefix.map(|m| {
+            let action = match n.max_prefix_action {
+                bh_config::MaxPrefixAction::Teardown => MaxPrefixAction::Teardown,
+                bh_config::MaxPrefixAction::Warn => MaxPrefixAction::Warn,
+            };
+            (usize::try_from(m).unwrap_or(usize::MAX), action)
+        });
+        nc.max_advertised = n
+            .max_advertise
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        Ok(nc)
+    }
+
+    /// Runs the reload steps queued by [`BgpService`].
+    fn requests(&mut self) {
+        let requests =
+            std::mem::take(&mut *self.requests.lock().unwrap_or_else(|e| e.into_inner()));
+        for r in requests {
+            let errors = match r.command {
+                Command::Remove(addrs) => {
+                    self.remove(&addrs);
+                    Vec::new()
+                }
+                Command::Apply(cfg, plan) => self.reconfigure(*cfg, &plan),
+            };
+            let _ = r.done.send(errors);
+        }
+    }
+
+    /// Stops and forgets the neighbors at `addrs` (Cease/Peer De-configured).
+    fn remove(&mut self, addrs: &[IpAddr]) {
+        let now = self.now();
+        for a in addrs {
+            let Some(sp) = self.speaker.as_mut() else {
+                return;
+            };
+            let Some(peer) = sp.neighbor_by_addr(*a) else {
+                continue;
+            };
+            sp.remove_neighbor(now, peer);
+            tracing::info!(neighbor = %a, "reload: BGP neighbor removed (Cease/Peer De-configured)");
+            // The NOTIFICATION leaves (Output::Close writes it) while the peer is still known.
+            self.drain();
+            self.peers.remove(&peer);
+            self.info.remove(&peer);
+        }
+        self.status_now = true;
+    }
+
+    /// Takes the reloaded configuration and applies `plan` (removals are done already).
+    fn reconfigure(&mut self, cfg: Config, plan: &crate::reload::BgpPlan) -> Vec<String> {
+        let mut errors = Vec::new();
+        let Some(bgp) = cfg.bgp.clone() else {
+            return errors;
+        };
+        // Neighbors over a tunnel the cloud's design keeps down are not run.
+        let design = crate::cloud::design::down_by_design(&cfg);
+        let mut by_design = Vec::new();
+        let mut running = Vec::new();
+        for n in &bgp.neighbors {
+            let down = n.tunnel.as_ref().and_then(|name| {
+                let i = cfg.tunnels.iter().position(|t| &t.name == name)?;
+                design.get(i).cloned().flatten().map(|why| (name, why))
+            });
+            match down {
+                Some((name, why)) => {
+                    by_design.push((n.clone(), format!("not started: tunnel {name} is {why}")));
+                }
+                None => running.push(n.clone()),
+            }
+        }
+        // Gone from the running set (removed, or now down by design).
+        let gone: Vec<IpAddr> = self
+            .speaker
+            .as_ref()
+            .map(|sp| {
+                sp.neighbors()
+                    .map(|(_, nc, ..)| nc.address)
+                    .filter(|a| !running.iter().any(|n| n.address == *a))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.remove(&gone);
+        self.by_design = by_design;
+        self.cfg = cfg;
+        // The neighbor list and devices of the new configuration (a re-created tunnel has a
+        // new device index).
+        let mut neighbors = Vec::new();
+        for n in &running {
+            let ifindex = n.tunnel.as_ref().and_then(|name| {
+                let dev = format!("bh-{name}");
+                match bh_sys::link::ifindex(&dev) {
+                    Ok(i) => Some(i),
+                    Err(e) => {
+                        errors.push(format!("neighbor {}: device {dev}: {e}", n.address));
+                        None
+                    }
+                }
+            });
+            neighbors.push((n.clone(), ifindex));
+        }
+        self.neighbors = neighbors;
+        let find = |addr: IpAddr, list: &[(BgpNeighbor, Option<u32>)]| {
+            list.iter().position(|(n, _)| n.address == addr)
+        };
+        let now = self.now();
+        // New to the speaker (added, or no longer down by design), and those to reset.
+        let fresh: Vec<IpAddr> = running
+            .iter()
+            .map(|n| n.address)
+            .filter(|a| {
+                self.speaker
+                    .as_ref()
+                    .is_some_and(|sp| sp.neighbor_by_addr(*a).is_none())
+            })
+            .collect();
+        let reset = plan
+            .reset
+            .iter()
+            .map(|(a, _)| *a)
+            .filter(|a| !fresh.contains(a));
+        let todo: Vec<IpAddr> = fresh.iter().copied().chain(reset).collect();
+        for addr in todo {
+            let Some(i) = find(addr, &self.neighbors) else {
+                continue;
+            };
+            let n = self.neighbors[i].0.clone();
+            let nc = match self.neighbor_config(&n) {
+                Ok(nc) => nc,
+                Err(e) => {
+                    errors.push(format!("neighbor {addr}: {e:#}"));
+                    continue;
+                }
+            };
+            if let (Some(pw), Some(l)) = (&n.md5_password, &self.listener) {
+                if let Err(e) = bh_sys::tcp_md5::set_key(l, n.address, pw.expose()) {
+                    errors.push(format!("neighbor {addr}: TCP MD5 password: {e}"));
+                }
+            }
+            let Some(sp) = self.speaker.as_mut() else {
+                break;
+            };
+            let id = match sp.neighbor_by_addr(addr) {
+                Some(old) => {
+                    self.info.remove(&old);
+                    self.peers.remove(&old);
+                    tracing::info!(neighbor = %addr, "reload: BGP neighbor reset (Cease/Other Configuration Change)");
+                    sp.replace_neighbor(now, old, nc)
+                }
+                None => {
+                    tracing::info!(neighbor = %addr, asn = n.asn, "reload: BGP neighbor added");
+                    sp.add_neighbor(now, nc)
+                }
+            };
+            self.peers.insert(id, i);
+            self.info.insert(id, PeerInfo::default());
+            self.drain();
+        }
+        for (addr, why) in &plan.policy {
+            let Some(i) = find(*addr, &self.neighbors) else {
+                continue;
+            };
+            let n = self.neighbors[i].0.clone();
+            match self.neighbor_config(&n) {
+                Ok(nc) => {
+                    if let Some(sp) = self.speaker.as_mut() {
+                        if let Some(id) = sp.neighbor_by_addr(*addr) {
+                            sp.set_policy(now, id, &nc);
+                            tracing::info!(neighbor = %addr, changed = ?why, "reload: BGP policy applied without a reset");
+                        }
+                    }
+                }
+                Err(e) => errors.push(format!("neighbor {addr}: {e:#}")),
+            }
+            self.drain();
+        }
+        if plan.advertise.is_some() {
+            match bgp
+                .advertise
+                .iter()
+                .map(to_bgp_prefix)
+                .collect::<Result<Vec<_>>>()
+            {
+                Ok(networks) => {
+                    if let Some(sp) = self.speaker.as_mut() {
+                        sp.set_networks(now, networks);
+                    }
+                    tracing::info!(advertise = ?bgp.advertise, "reload: advertised networks changed");
+                }
+                Err(e) => errors.push(format!("advertise: {e:#}")),
+            }
+        }
+        // Every remaining neighbor's position in the new list.
+        let ids: Vec<(PeerId, IpAddr)> = self
+            .speaker
+            .as_ref()
+            .map(|sp| {
+                sp.neighbors()
+                    .map(|(id, nc, ..)| (id, nc.address))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.peers.clear();
+        for (id, addr) in ids {
+            if let Some(i) = find(addr, &self.neighbors) {
+                self.peers.insert(id, i);
+            }
+        }
+        self.bgp = bgp;
+        self.fib_dirty = true;
+        self.status_now = true;
+        self.drain();
+        errors
     }
 
     fn run(&mut self, stop: &AtomicBool) {
@@ -523,6 +808,7 @@ impl Loop {
                     TOKEN_WAKE => {
                         let _ = self.wake.drain();
                         self.connect_results();
+                        self.requests();
                     }
                     TOKEN_LISTEN => self.accept_all(),
                     TOKEN_LINKS => self.link_events(),

@@ -33,8 +33,15 @@
 //! initiated, never answered, and shown as `down by design` with the reason. On stop, every IKE SA is deleted (INFORMATIONAL
 //! DELETE, RFC 7296 §1.4.1) before the thread ends.
 //!
-//! Not done here: configuration reload, IPv6 IKE sockets bound separately from IPv4 (the one
-//! socket has the family of `private_ip`), more than one IKE socket per appliance.
+//! Configuration reload ([`IkeService::apply`]): the thread takes [`IkeChange`]s between
+//! messages. An added tunnel is configured and started (the thread and its port-500 socket
+//! start with the first IKE tunnel, at start or on a reload); a removed one has its SAs
+//! deleted at the peer and is forgotten; a replaced one (PSK, proposals, lifetimes, DPD,
+//! initiate, peer or identities changed) has its SAs deleted at the peer and is negotiated
+//! again with the new settings. Other tunnels and their SAs are not touched.
+//!
+//! Not done here: IPv6 IKE sockets bound separately from IPv4 (the one socket has the family
+//! of `private_ip`), more than one IKE socket per appliance.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,6 +125,77 @@ pub struct IkeService {
     counters: Arc<Mutex<EndpointCounters>>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Reload changes for the thread (`None` until it runs).
+    commands: Mutex<Option<std::sync::mpsc::Sender<Reconfigure>>>,
+    /// Until the first IKE tunnel: what the thread needs to start.
+    idle: Mutex<Option<Idle>>,
+}
+
+/// What the IKE thread is started with once there is an IKE tunnel.
+struct Idle {
+    dp: Arc<Dataplane>,
+    rx: Receiver<IkeDatagram>,
+    bind_ip: IpAddr,
+    esp_port: u16,
+}
+
+/// One change of the IKE tunnels on configuration reload; `index` is the tunnel's dataplane
+/// index.
+#[derive(Debug, Clone)]
+pub enum IkeChange {
+    /// A new IKE tunnel (its device and dataplane slot exist already).
+    Add {
+        /// Dataplane index.
+        index: usize,
+        /// Its configuration (`ike` is set).
+        tunnel: bh_config::Tunnel,
+        /// Why the cloud's design keeps it down, if it does: then it is only shown.
+        down_by_design: Option<String>,
+    },
+    /// The tunnel goes: its SAs are deleted at the peer.
+    Remove {
+        /// Dataplane index.
+        index: usize,
+    },
+    /// The tunnel's IKE settings changed: its SAs are deleted at the peer and it is
+    /// negotiated again with `tunnel`'s settings.
+    Replace {
+        /// Dataplane index.
+        index: usize,
+        /// The new configuration (`ike` is set).
+        tunnel: bh_config::Tunnel,
+    },
+}
+
+/// A batch of changes and where to report what failed.
+struct Reconfigure {
+    changes: Vec<IkeChange>,
+    done: std::sync::mpsc::SyncSender<Vec<String>>,
+}
+
+/// How long [`IkeService::apply`] waits for the thread.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// The state shown for a tunnel before its first IKE SA.
+fn waiting_state(initiate: bool) -> &'static str {
+    if initiate {
+        "connecting"
+    } else {
+        "waiting for the peer"
+    }
+}
+
+/// The status row of a tunnel the cloud's design keeps down.
+fn by_design_status(index: usize, t: &bh_config::Tunnel, why: String) -> TunnelStatus {
+    TunnelStatus {
+        name: t.name.clone(),
+        index,
+        initiator: t.ike.as_ref().is_some_and(|i| i.settings.initiate),
+        ike_state: "down by design",
+        down_reason: Some(why),
+        by_design: true,
+        ..TunnelStatus::default()
+    }
 }
 
 /// The engine's view of one configured tunnel.
@@ -194,15 +272,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         let Some(ike) = &t.ike else { continue };
         if let Some(why) = design.get(index).cloned().flatten() {
             tracing::warn!(tunnel = %t.name, reason = %why, "not started");
-            by_design.push(TunnelStatus {
-                name: t.name.clone(),
-                index,
-                initiator: ike.settings.initiate,
-                ike_state: "down by design",
-                down_reason: Some(why),
-                by_design: true,
-                ..TunnelStatus::default()
-            });
+            by_design.push(by_design_status(index, t, why));
             continue;
         }
         let local = SocketAddr::new(bind_ip, IKE_PORT);
@@ -214,11 +284,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
             name: t.name.clone(),
             index,
             initiator: ike.settings.initiate,
-            ike_state: if ike.settings.initiate {
-                "connecting"
-            } else {
-                "waiting for the peer"
-            },
+            ike_state: waiting_state(ike.settings.initiate),
             ..TunnelStatus::default()
         });
     }
@@ -226,48 +292,160 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
     let status = Arc::new(Mutex::new(status));
     let counters = Arc::new(Mutex::new(EndpointCounters::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    if ids.is_empty() {
-        // Nothing to negotiate; the queue is dropped and its messages count as ike_dropped.
-        drop(rx);
-        return Ok(IkeService {
-            status,
-            counters,
-            stop,
-            thread: Mutex::new(None),
-        });
-    }
-    let socket = UdpSocket::bind(SocketAddr::new(bind_ip, IKE_PORT))
-        .with_context(|| format!("binding the IKE socket {bind_ip}:{IKE_PORT}"))?;
-    socket.set_read_timeout(Some(TICK))?;
-    let mut shell = Shell {
-        endpoint,
-        socket,
-        dp,
-        rx,
-        ids,
-        status: Arc::clone(&status),
-        counters: Arc::clone(&counters),
-        origin: std::time::Instant::now(),
-        esp_port,
-        replay_window: cfg.tunnels.iter().map(|t| t.replay_window).collect(),
-        pending: Vec::new(),
-        live: Vec::new(),
-        retiring: Vec::new(),
-        in_response: None,
-        rx_seen: Vec::new(),
-        rx_checked: std::time::Instant::now(),
-    };
-    let flag = Arc::clone(&stop);
-    let thread = std::thread::Builder::new()
-        .name("ike".into())
-        .spawn(move || shell.run(&flag))
-        .context("starting the IKE thread")?;
-    Ok(IkeService {
+    let service = IkeService {
         status,
         counters,
         stop,
-        thread: Mutex::new(Some(thread)),
-    })
+        thread: Mutex::new(None),
+        commands: Mutex::new(None),
+        idle: Mutex::new(None),
+    };
+    let idle = Idle {
+        dp,
+        rx,
+        bind_ip,
+        esp_port,
+    };
+    if ids.is_empty() {
+        // Nothing to negotiate until a reload adds an IKE tunnel; until then the queue is
+        // not read (its bounded backlog is dropped when full and counted as ike_dropped).
+        *service.idle.lock().unwrap_or_else(|e| e.into_inner()) = Some(idle);
+        return Ok(service);
+    }
+    let mut shell = service.shell(idle, endpoint, ids)?;
+    shell.0.replay_window = cfg.tunnels.iter().map(|t| t.replay_window).collect();
+    service.spawn(shell)?;
+    Ok(service)
+}
+
+impl IkeService {
+    /// The thread's state for `endpoint` with its tunnels `ids`, binding the port-500 socket.
+    fn shell(
+        &self,
+        idle: Idle,
+        endpoint: Endpoint,
+        ids: Vec<(TunnelId, usize)>,
+    ) -> Result<(Shell, std::sync::mpsc::Sender<Reconfigure>)> {
+        let bind_ip = idle.bind_ip;
+        let socket = UdpSocket::bind(SocketAddr::new(bind_ip, IKE_PORT))
+            .with_context(|| format!("binding the IKE socket {bind_ip}:{IKE_PORT}"))?;
+        socket.set_read_timeout(Some(TICK))?;
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+        let shell = Shell {
+            endpoint,
+            socket,
+            bind_ip,
+            dp: idle.dp,
+            rx: idle.rx,
+            commands: cmd_rx,
+            ids,
+            status: Arc::clone(&self.status),
+            counters: Arc::clone(&self.counters),
+            origin: std::time::Instant::now(),
+            esp_port: idle.esp_port,
+            replay_window: Vec::new(),
+            pending: Vec::new(),
+            live: Vec::new(),
+            retiring: Vec::new(),
+            in_response: None,
+            rx_seen: Vec::new(),
+            rx_checked: std::time::Instant::now(),
+        };
+        Ok((shell, cmd_tx))
+    }
+
+    /// Starts the thread.
+    fn spawn(
+        &self,
+        (mut shell, commands): (Shell, std::sync::mpsc::Sender<Reconfigure>),
+    ) -> Result<()> {
+        let flag = Arc::clone(&self.stop);
+        let thread = std::thread::Builder::new()
+            .name("ike".into())
+            .spawn(move || shell.run(&flag))
+            .context("starting the IKE thread")?;
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        *self.commands.lock().unwrap_or_else(|e| e.into_inner()) = Some(commands);
+        Ok(())
+    }
+
+    /// Applies configuration changes (see [`IkeChange`]) and returns once they are applied;
+    /// an error lists what could not be done (e.g. the IKE socket could not be bound for the
+    /// first IKE tunnel).
+    pub fn apply(&self, changes: Vec<IkeChange>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let running = self
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(commands) = running else {
+            return self.apply_idle(changes);
+        };
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        commands
+            .send(Reconfigure { changes, done })
+            .map_err(|_| anyhow::anyhow!("the IKE thread has stopped"))?;
+        let errors = wait
+            .recv_timeout(APPLY_WAIT)
+            .map_err(|_| anyhow::anyhow!("the IKE thread did not apply the changes in time"))?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{}", errors.join("; ")))
+        }
+    }
+
+    /// Changes while no thread runs: by-design rows are kept here; the first IKE tunnel to
+    /// negotiate starts the thread (which starts it).
+    fn apply_idle(&self, changes: Vec<IkeChange>) -> Result<()> {
+        let mut adds = Vec::new();
+        for c in changes {
+            match c {
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: Some(why),
+                } => self
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(by_design_status(index, &tunnel, why)),
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: None,
+                } if tunnel.ike.is_some() => adds.push((index, tunnel)),
+                IkeChange::Remove { index } => self
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|s| s.index != index),
+                _ => {}
+            }
+        }
+        if adds.is_empty() {
+            return Ok(());
+        }
+        let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            anyhow::bail!("the IKE service has stopped");
+        };
+        let endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+        let (dp, rx, bind_ip, esp_port) = (idle.dp, idle.rx, idle.bind_ip, idle.esp_port);
+        let idle = Idle {
+            dp,
+            rx,
+            bind_ip,
+            esp_port,
+        };
+        let (mut shell, commands) = self.shell(idle, endpoint, Vec::new())?;
+        for (index, tunnel) in &adds {
+            shell.add_tunnel(*index, tunnel);
+        }
+        self.spawn((shell, commands))
+    }
 }
 
 impl IkeService {
@@ -338,8 +516,11 @@ impl Drop for IkeService {
 struct Shell {
     endpoint: Endpoint,
     socket: UdpSocket,
+    bind_ip: IpAddr,
     dp: Arc<Dataplane>,
     rx: Receiver<IkeDatagram>,
+    /// Configuration changes from [`IkeService::apply`].
+    commands: Receiver<Reconfigure>,
     /// Engine tunnel id → dataplane tunnel index.
     ids: Vec<(TunnelId, usize)>,
     status: Arc<Mutex<Vec<TunnelStatus>>>,
@@ -347,6 +528,7 @@ struct Shell {
     counters: Arc<Mutex<EndpointCounters>>,
     origin: std::time::Instant,
     esp_port: u16,
+    /// Anti-replay window per dataplane index.
     replay_window: Vec<u32>,
     /// Rekeyed outbound SAs waiting to replace the old ones (see the module documentation).
     pending: Vec<PendingOutbound>,
@@ -461,6 +643,10 @@ impl Shell {
             while let Ok(d) = self.rx.try_recv() {
                 self.datagram(d.src, d.local, &d.data);
             }
+            while let Ok(req) = self.commands.try_recv() {
+                let errors = self.reconfigure(req.changes);
+                let _ = req.done.send(errors);
+            }
             let now = self.now();
             if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
                 self.endpoint.handle_timeout(now);
@@ -473,6 +659,131 @@ impl Shell {
             }
         }
         true
+    }
+
+    /// Configures IKE tunnel `t` (dataplane index `index`) in the engine, its status row placed
+    /// after the engine's other tunnels (before the by-design rows). Does not start it.
+    fn add_tunnel(&mut self, index: usize, t: &bh_config::Tunnel) -> Option<TunnelId> {
+        let ike = t.ike.as_ref()?;
+        let id = self.endpoint.add_tunnel(self.engine_config(t, ike));
+        let pos = self.ids.len();
+        self.ids.push((id, index));
+        if self.replay_window.len() <= index {
+            self.replay_window.resize(index + 1, 1024);
+        }
+        if let Some(w) = self.replay_window.get_mut(index) {
+            *w = t.replay_window;
+        }
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let at = pos.min(st.len());
+        st.insert(
+            at,
+            TunnelStatus {
+                name: t.name.clone(),
+                index,
+                initiator: ike.settings.initiate,
+                ike_state: waiting_state(ike.settings.initiate),
+                ..TunnelStatus::default()
+            },
+        );
+        Some(id)
+    }
+
+    /// The engine's configuration of `t`.
+    fn engine_config(&self, t: &bh_config::Tunnel, ike: &TunnelIke) -> TunnelIkeConfig {
+        let local = SocketAddr::new(self.bind_ip, IKE_PORT);
+        let remote = SocketAddr::new(t.peer, IKE_PORT);
+        let force_udp = t.encap == bh_config::Encap::Udp;
+        tunnel_config(&t.name, local, remote, ike, force_udp)
+    }
+
+    /// Applies reload changes; returns what failed.
+    fn reconfigure(&mut self, changes: Vec<IkeChange>) -> Vec<String> {
+        for c in changes {
+            let now = self.now();
+            match c {
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: Some(why),
+                } => {
+                    tracing::warn!(tunnel = %tunnel.name, reason = %why, "reload: not started");
+                    self.status
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(by_design_status(index, &tunnel, why));
+                }
+                IkeChange::Add {
+                    index,
+                    tunnel,
+                    down_by_design: None,
+                } => {
+                    if let Some(id) = self.add_tunnel(index, &tunnel) {
+                        tracing::info!(tunnel = %tunnel.name, "reload: IKE tunnel added");
+                        if tunnel.ike.as_ref().is_some_and(|i| i.settings.initiate) {
+                            self.endpoint.initiate(now, id);
+                        }
+                    }
+                }
+                IkeChange::Remove { index } => {
+                    let Some(pos) = self.ids.iter().position(|(_, i)| *i == index) else {
+                        // Not negotiating (down by design): only its status row goes.
+                        self.status
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .retain(|s| s.index != index);
+                        continue;
+                    };
+                    let (id, _) = self.ids[pos];
+                    self.endpoint.remove_tunnel(now, id);
+                    // The SAs' down events are handled while the tunnel is still known.
+                    self.flush();
+                    self.ids.remove(pos);
+                    if pos < self.rx_seen.len() {
+                        self.rx_seen.remove(pos);
+                    }
+                    {
+                        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                        if pos < st.len() {
+                            st.remove(pos);
+                        }
+                    }
+                    self.pending.retain(|p| p.idx != index);
+                    self.live.retain(|l| l.idx != index);
+                    tracing::info!(tunnel = index, "reload: IKE tunnel removed");
+                }
+                IkeChange::Replace { index, tunnel } => {
+                    let Some(ike) = &tunnel.ike else { continue };
+                    let Some(pos) = self.ids.iter().position(|(_, i)| *i == index) else {
+                        continue;
+                    };
+                    let (id, _) = self.ids[pos];
+                    let cfg = self.engine_config(&tunnel, ike);
+                    self.endpoint.replace_tunnel(now, id, cfg);
+                    self.flush();
+                    self.pending.retain(|p| p.idx != index);
+                    if let Some(w) = self.replay_window.get_mut(index) {
+                        *w = tunnel.replay_window;
+                    }
+                    let initiate = ike.settings.initiate;
+                    self.with_status(pos, |s| {
+                        s.initiator = initiate;
+                        s.ike_state = waiting_state(initiate);
+                        s.ike_spi = None;
+                        s.child = None;
+                        s.up_since = None;
+                        s.no_proposal = None;
+                        s.down_reason = Some("configuration changed".into());
+                    });
+                    if initiate {
+                        self.endpoint.initiate(now, id);
+                    }
+                    tracing::info!(tunnel = %tunnel.name, "reload: IKE tunnel replaced; negotiating again");
+                }
+            }
+        }
+        self.flush();
+        Vec::new()
     }
 
     /// Hands one IKE message to the engine and acts on what it produces.

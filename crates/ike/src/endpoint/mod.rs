@@ -260,6 +260,8 @@ struct Ctx {
     init_window: (Instant, u64, u64),
     rng: Box<dyn SecureRandom + Send>,
     tunnels: Vec<TunnelIkeConfig>,
+    /// Per tunnel: removed by [`Endpoint::remove_tunnel`] (its id is never reused).
+    removed: Vec<bool>,
     restart_at: Vec<Option<Instant>>,
     tx: VecDeque<Transmit>,
     ev: VecDeque<Event>,
@@ -317,6 +319,7 @@ impl Endpoint {
                 init_window: (Instant(0), 0, 0),
                 rng,
                 tunnels: Vec::new(),
+                removed: Vec::new(),
                 restart_at: Vec::new(),
                 tx: VecDeque::new(),
                 ev: VecDeque::new(),
@@ -329,8 +332,35 @@ impl Endpoint {
     pub fn add_tunnel(&mut self, cfg: TunnelIkeConfig) -> TunnelId {
         let id = TunnelId(u32::try_from(self.ctx.tunnels.len()).unwrap_or(u32::MAX));
         self.ctx.tunnels.push(cfg);
+        self.ctx.removed.push(false);
         self.ctx.restart_at.push(None);
         id
+    }
+
+    /// Replaces the configuration of `tunnel` (configuration reload): its IKE SAs and Child
+    /// SAs are deleted at the peer (INFORMATIONAL DELETE, RFC 7296 §1.4.1) and reported down,
+    /// and the next negotiation uses `cfg`. The caller starts it with
+    /// [`initiate`](Self::initiate) when `cfg.initiator`; otherwise the tunnel waits for the
+    /// peer. Does nothing for an unknown or removed tunnel.
+    pub fn replace_tunnel(&mut self, now: Instant, tunnel: TunnelId, cfg: TunnelIkeConfig) {
+        let i = tunnel.0 as usize;
+        if self.ctx.removed.get(i).is_none_or(|r| *r) {
+            return;
+        }
+        self.close(now, tunnel);
+        if let Some(slot) = self.ctx.tunnels.get_mut(i) {
+            *slot = cfg;
+        }
+    }
+
+    /// Removes `tunnel` (configuration reload): its SAs are deleted at the peer as by
+    /// [`close`](Self::close), requests from its peer are no longer answered, and it is never
+    /// started again. Its id is not reused.
+    pub fn remove_tunnel(&mut self, now: Instant, tunnel: TunnelId) {
+        self.close(now, tunnel);
+        if let Some(r) = self.ctx.removed.get_mut(tunnel.0 as usize) {
+            *r = true;
+        }
     }
 
     /// The configuration of a tunnel.
@@ -338,8 +368,11 @@ impl Endpoint {
         self.ctx.tunnels.get(id.0 as usize)
     }
 
-    /// Starts IKE_SA_INIT for `tunnel`. Does nothing for an unknown tunnel.
+    /// Starts IKE_SA_INIT for `tunnel`. Does nothing for an unknown or removed tunnel.
     pub fn initiate(&mut self, now: Instant, tunnel: TunnelId) {
+        if self.ctx.removed.get(tunnel.0 as usize).is_none_or(|r| *r) {
+            return;
+        }
         if let Some(slot) = self.ctx.restart_at.get_mut(tunnel.0 as usize) {
             *slot = None;
         } else {

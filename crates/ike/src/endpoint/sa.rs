@@ -727,7 +727,8 @@ impl IkeSa {
         let tidx = ctx
             .tunnels
             .iter()
-            .position(|t| t.remote_addr.ip() == remote.ip());
+            .zip(&ctx.removed)
+            .position(|(t, removed)| !removed && t.remote_addr.ip() == remote.ip());
         // A request from an address of no tunnel is dropped, but under load it first gets
         // the stateless COOKIE like any other (RFC 7296 §2.6), so a flood from many
         // (spoofed) addresses costs one hash each and a real peer is not told apart.
