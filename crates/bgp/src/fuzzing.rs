@@ -289,13 +289,16 @@ impl Lab {
         cfg.networks = vec![pfx(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16)];
         let mut us = Speaker::new(cfg);
         let mut peers = Vec::new();
+        // Two clouds: AS 64512 and 64513 (in one AS, transit would send neither the other's
+        // routes, their AS being in the path).
         for k in 1..=2u8 {
             let addr = Ipv4Addr::new(169, 254, k, 1);
-            let mut n = NeighborConfig::new(IpAddr::V4(addr), 64512);
+            let asn = 64511 + u32::from(k);
+            let mut n = NeighborConfig::new(IpAddr::V4(addr), asn);
             n.next_hop_v4 = Some(Ipv4Addr::new(169, 254, k, 2));
             n.max_prefix = Some((1000, crate::speaker::MaxPrefixAction::Teardown));
             let id = us.add_neighbor(now, n);
-            let mut pc = SessionConfig::new(64512, 65010, Ipv4Addr::new(10, 0, 1, k));
+            let mut pc = SessionConfig::new(asn, 65010, Ipv4Addr::new(10, 0, 1, k));
             pc.passive = true;
             let mut s = Session::new(pc, seed ^ u64::from(k));
             s.start(now);
@@ -312,7 +315,7 @@ impl Lab {
         let u = Update {
             attrs: PathAttributes {
                 origin: Some(Origin::Igp),
-                as_path: Some(AsPath::sequence(vec![64512])),
+                as_path: Some(AsPath::sequence(vec![64513])),
                 next_hop: Some(Ipv4Addr::new(169, 254, 2, 1)),
                 ..Default::default()
             },

@@ -309,7 +309,7 @@ mod tests {
                 "tunnels": [{
                     "name": "aws-1", "tunnel_index": 0, "role": "initiator",
                     "state": "established", "ike_spi": "0123456789abcdef",
-                    "ike_suite": "AesGcm16 { key_bits: 256 }/None/HmacSha256/Ecp256",
+                    "ike_suite": "aes256gcm16-prfsha256-ecp256",
                     "nat": true, "remote": "203.0.113.20:4500",
                     "child": {"inbound_spi": "0xc0ffee01", "outbound_spi": "0x0badf00d",
                               "suite": "aes256gcm16", "esn": false, "udp_encap": true},
@@ -352,7 +352,7 @@ mod tests {
         has("send errors 1234567890");
         has("ike: 33 IKE SAs, 32 half-open, 1500 cookies sent");
         has("ike tunnel aws-1: established (initiator), peer 203.0.113.20:4500, NAT detected");
-        has("  ike spi 0123456789abcdef, AesGcm16 { key_bits: 256 }/None/HmacSha256/Ecp256");
+        has("  ike spi 0123456789abcdef, aes256gcm16-prfsha256-ecp256");
         has("  child in 0xc0ffee01 out 0x0badf00d, aes256gcm16, ESP in UDP");
         has("up 1h02m03s, last rekey 1m05s ago, 3 IKE SAs and 7 Child SAs made");
         has("ike tunnel azure: down (responder)");

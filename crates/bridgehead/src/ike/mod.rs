@@ -906,10 +906,19 @@ impl Shell {
                 let Some((pos, _)) = self.index(tunnel) else {
                     return;
                 };
-                let suite = format!(
-                    "{:?}/{:?}/{:?}/{:?}",
-                    suite.encr, suite.integ, suite.prf, suite.dh
-                );
+                // In the configuration's words (`aes256gcm16-prfsha256-modp2048`), as a user
+                // writes `proposals`.
+                let suite = bh_config::ike::Proposal {
+                    encr: vec![suite.encr],
+                    integ: vec![suite.integ]
+                        .into_iter()
+                        .filter(|i| *i != bh_crypto::EspInteg::None)
+                        .collect(),
+                    prf: vec![suite.prf],
+                    dh: vec![suite.dh],
+                    esn: vec![false],
+                }
+                .words();
                 tracing::info!(tunnel = tunnel.0, %remote, nat, suite = %suite, "IKE SA up");
                 self.with_status(pos, |s| {
                     let now = std::time::Instant::now();
