@@ -4,7 +4,7 @@
 //! the prefixes advertised to it.
 //!
 //! The control thread asks ([`BgpService::routes_view`]); the BGP loop answers between two
-//! rounds of its event loop ([`Loop::answer_route_queries`]), so the view is one consistent
+//! rounds of its event loop (`Loop::answer_route_queries`), so the view is one consistent
 //! snapshot of the speaker's RIBs. The answer is bounded: at most `limit` prefixes (at most
 //! [`MAX_LIMIT`]), each with at most one path per neighbor, and at most `limit` advertised
 //! prefixes per neighbor; the totals say how many were left out. Building it walks the RIBs

@@ -27,17 +27,6 @@ pub struct PlanOptions {
     pub tunnels: Vec<String>,
 }
 
-/// AWS's reserved inside /30s.
-const AWS_RESERVED: &[[u8; 4]] = &[
-    [169, 254, 0, 0],
-    [169, 254, 1, 0],
-    [169, 254, 2, 0],
-    [169, 254, 3, 0],
-    [169, 254, 4, 0],
-    [169, 254, 5, 0],
-    [169, 254, 169, 252],
-];
-
 fn var(name: &str) -> String {
     format!("PSK_{}", name.to_ascii_uppercase().replace('-', "_"))
 }
@@ -332,7 +321,7 @@ fn aws(cfg: &Config, tunnels: &[&Tunnel], s: &mut String) -> Result<(), CloudErr
                 });
             }
             let o = inside.octets();
-            if o[0] != 169 || o[1] != 254 || AWS_RESERVED.contains(&net.octets()) {
+            if o[0] != 169 || o[1] != 254 || bh_config::cloud::AWS_RESERVED_INSIDE.contains(&net) {
                 return Err(CloudError::Plan {
                     tunnel: t.name.clone(),
                     problem: format!(
@@ -548,10 +537,9 @@ fn azure(cfg: &Config, tunnels: &[&Tunnel], s: &mut String) -> Result<(), CloudE
         tunnel: "bgp".into(),
         problem: "no [bgp]: this plan builds a BGP connection".into(),
     })?;
-    const RESERVED: &[u32] = &[8074, 8075, 12076, 65515, 65517, 65518, 65519, 65520, 23456];
-    if RESERVED.contains(&bgp.asn)
-        || (64496..=64511).contains(&bgp.asn)
-        || (65535..=65551).contains(&bgp.asn)
+    if bh_config::cloud::AZURE_RESERVED_ASNS
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&bgp.asn))
     {
         return Err(CloudError::Plan {
             tunnel: "bgp".into(),
