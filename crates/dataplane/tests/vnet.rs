@@ -1,7 +1,8 @@
 //! The dataplane on a TUN device opened with virtio headers, in a fresh network namespace
 //! (needs root): a UDP super-packet the kernel hands over is split, sealed and sent as ESP in
 //! UDP with GSO; ESP carrying consecutive TCP segments is opened, coalesced and written back as
-//! one GSO super-packet.
+//! one GSO super-packet; ESP carrying interleaved UDP flows is written as one USO super-packet
+//! per flow.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
