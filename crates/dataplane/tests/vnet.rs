@@ -441,7 +441,15 @@ fn vnet_queue_coalesces_interleaved_udp_flows_into_uso_writes() {
             }
         }
         let (rx_after, _) = tun_stats("bhv2");
-        let st = dp.tunnels()[0].counters.snapshot();
+        // The worker counts a batch after writing it: the sockets may have it first.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let st = loop {
+            let st = dp.tunnels()[0].counters.snapshot();
+            if st.tun_tx_packets >= 12 || Instant::now() > deadline {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         assert_eq!(st.tun_tx_packets, 12, "{st:?}");
         assert_eq!(st.tun_write_errors, 0);
         assert_eq!(
