@@ -1,6 +1,7 @@
 //! One dataplane worker: its TUN queue of every tunnel, its UDP socket, and the shared raw ESP
 //! socket, polled with epoll and moved in batches: TUN super-packets split before sealing, UDP
-//! GSO out and GRO in, opened TCP coalesced before the TUN write (see the crate docs).
+//! GSO out and GRO in, opened TCP (and UDP where the TUN takes USO) coalesced per flow before
+//! the TUN write, one run per flow open until the receive call ends (see the crate docs).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
