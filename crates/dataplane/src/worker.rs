@@ -1,6 +1,7 @@
 //! One dataplane worker: its TUN queue of every tunnel, its UDP socket, and the shared raw ESP
 //! socket, polled with epoll and moved in batches: TUN super-packets split before sealing, UDP
-//! GSO out and GRO in, opened TCP coalesced before the TUN write (see the crate docs).
+//! GSO out and GRO in, opened TCP (and UDP where the TUN takes USO) coalesced per flow before
+//! the TUN write, one run per flow open until the receive call ends (see the crate docs).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -110,6 +111,8 @@ pub(crate) struct Worker {
     gro_bufs: Vec<Box<[u8]>>,
     gro_metas: [RecvMeta; GRO_BUFFERS],
     lanes: Lanes,
+    /// The tunnel whose opened packets `lanes` holds (written by [`Worker::flush_lanes`]).
+    lanes_tunnel: Option<usize>,
     parked: Vec<Parked>,
     /// The SA table generation the parked datagrams were last tried against.
     parked_table: usize,
@@ -198,6 +201,7 @@ impl Worker {
                 .collect(),
             gro_metas: [RecvMeta::default(); GRO_BUFFERS],
             lanes: Lanes::new(LANES, false),
+            lanes_tunnel: None,
         })
     }
 
@@ -337,6 +341,7 @@ impl Worker {
             }
             if k > 0 {
                 self.open_and_deliver(k, raw, false);
+                self.flush_lanes();
             }
         }
     }
@@ -758,6 +763,7 @@ impl Worker {
                 let _ = buf.set_len(meta.len);
             }
             self.open_and_deliver(m, raw, true);
+            self.flush_lanes();
             if m < BATCH {
                 return;
             }
@@ -836,6 +842,9 @@ impl Worker {
             if n > 0 {
                 self.open_and_deliver(n, false, true);
             }
+            // why: runs stay open across the batches of one receive call (up to ~350
+            // datagrams), so a flow's run is cut by the 64 KiB limit, not by BATCH.
+            self.flush_lanes();
             if m < GRO_BUFFERS {
                 return;
             }
@@ -874,12 +883,16 @@ impl Worker {
             entry
                 .sa
                 .open_batch(&mut self.bufs[i..j], &mut results[i..j]);
+            let vnet = self.vnet.get(entry.tunnel).copied().unwrap_or(false);
+            if vnet && self.lanes_tunnel != Some(entry.tunnel) {
+                self.flush_lanes();
+                self.lanes_tunnel = Some(entry.tunnel);
+            }
             let Some(st) = self.shared.tunnels.get(entry.tunnel) else {
                 i = j;
                 continue;
             };
             let mut tally = TunnelSnapshot::default();
-            let vnet = self.vnet.get(entry.tunnel).copied().unwrap_or(false);
             let mut uso = self.uso.get(entry.tunnel).copied().unwrap_or(false);
             self.lanes.set_udp(uso);
             let mut authenticated_src = None;
@@ -933,9 +946,6 @@ impl Worker {
                     Err(_) => tally.tun_write_errors += 1,
                 }
             }
-            self.lanes.flush(&mut |out, count| {
-                write_run(q, out, count, scratch, &mut uso, &mut tally);
-            });
             if !uso {
                 if let Some(u) = self.uso.get_mut(entry.tunnel) {
                     *u = false;
@@ -948,6 +958,30 @@ impl Worker {
             i = j;
         }
         self.shared.global.add(&g);
+    }
+
+    /// Writes the runs `lanes` holds to their tunnel's queue and counts them. Called after
+    /// each receive call and before runs of another tunnel start.
+    fn flush_lanes(&mut self) {
+        let Some(t) = self.lanes_tunnel.take() else {
+            return;
+        };
+        let (Some(q), Some(st)) = (self.tun.get(t), self.shared.tunnels.get(t)) else {
+            self.lanes.flush(&mut |_, _| {});
+            return;
+        };
+        let mut tally = TunnelSnapshot::default();
+        let mut uso = self.uso.get(t).copied().unwrap_or(false);
+        let scratch = &mut self.scratch;
+        self.lanes.flush(&mut |out, count| {
+            write_run(q, out, count, scratch, &mut uso, &mut tally);
+        });
+        if !uso {
+            if let Some(u) = self.uso.get_mut(t) {
+                *u = false;
+            }
+        }
+        st.counters.add(&tally);
     }
 
     /// The SPI of datagram `i` if it is ESP; counts what it is otherwise.

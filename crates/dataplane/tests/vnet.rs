@@ -1,7 +1,8 @@
 //! The dataplane on a TUN device opened with virtio headers, in a fresh network namespace
 //! (needs root): a UDP super-packet the kernel hands over is split, sealed and sent as ESP in
 //! UDP with GSO; ESP carrying consecutive TCP segments is opened, coalesced and written back as
-//! one GSO super-packet.
+//! one GSO super-packet; ESP carrying interleaved UDP flows is written as one USO super-packet
+//! per flow.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -440,7 +441,15 @@ fn vnet_queue_coalesces_interleaved_udp_flows_into_uso_writes() {
             }
         }
         let (rx_after, _) = tun_stats("bhv2");
-        let st = dp.tunnels()[0].counters.snapshot();
+        // The worker counts a batch after writing it: the sockets may have it first.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let st = loop {
+            let st = dp.tunnels()[0].counters.snapshot();
+            if st.tun_tx_packets >= 12 || Instant::now() > deadline {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         assert_eq!(st.tun_tx_packets, 12, "{st:?}");
         assert_eq!(st.tun_write_errors, 0);
         assert_eq!(
