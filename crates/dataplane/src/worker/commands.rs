@@ -21,6 +21,10 @@ impl Worker {
                     keepalive,
                 } => {
                     let vnet = queue.vnet_hdr().unwrap_or(false);
+                    // As at start (`Worker::new`): UDP super-packets only where the kernel took
+                    // USO for the device.
+                    let uso_flags = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+                    let uso = vnet && queue.offloads() & uso_flags == uso_flags;
                     if let Err(e) = self.epoll.add(queue.as_raw_fd(), TOKEN_TUN + index as u64) {
                         tracing::error!(worker = self.id, tunnel = index, error = %e, "cannot poll the new tunnel's queue");
                         continue;
@@ -28,6 +32,12 @@ impl Worker {
                     self.tun.set(index, queue);
                     if self.vnet.len() <= index {
                         self.vnet.resize(index + 1, false);
+                    }
+                    if self.uso.len() <= index {
+                        self.uso.resize(index + 1, false);
+                    }
+                    if let Some(u) = self.uso.get_mut(index) {
+                        *u = uso;
                     }
                     if self.next_keepalive.len() <= index {
                         self.next_keepalive.resize(index + 1, None);
@@ -50,6 +60,9 @@ impl Worker {
                     }
                     if let Some(v) = self.vnet.get_mut(index) {
                         *v = false;
+                    }
+                    if let Some(u) = self.uso.get_mut(index) {
+                        *u = false;
                     }
                     if let Some(k) = self.next_keepalive.get_mut(index) {
                         *k = None;
