@@ -77,14 +77,33 @@ fn assert_pings(lab: &Lab, what: &str) {
     }
 }
 
-/// The kernel's UDP and IP drop counters in `host`'s namespace, for a failure message.
+/// The kernel's UDP and IP drop counters in `host`'s namespace, its UDP sockets with their
+/// queues, owners and inodes (`ss` lists reuseport sockets newest first: the last one on 4500
+/// is worker 0's), the TUN device's counters, and for the daemon: each thread's state and
+/// wait channel, and which descriptors each epoll instance watches. For a failure message:
+/// it tells a worker that stopped polling from datagrams that never arrived.
 fn drops(lab: &Lab, host: Host) -> String {
+    const SCRIPT: &str = r#"
+nstat -az 2>/dev/null | grep -E 'Udp|Discard|NoRoutes|Drop' | grep -v ' 0 '
+ss -uanmpe
+ip -s link show bh-lab 2>/dev/null
+for p in $(ss -uanp 'sport = :4500' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+  for t in /proc/$p/task/*; do
+    echo "thread ${t##*/} $(cat $t/comm) wchan=$(cat $t/wchan) state/utime/stime/cpu=$(cut -d' ' -f3,14,15,39 $t/stat)"
+  done
+  for fd in /proc/$p/fd/*; do
+    link=$(readlink $fd)
+    echo "fd ${fd##*/} -> $link"
+    if [ "$link" = 'anon_inode:[eventpoll]' ]; then grep tfd /proc/$p/fdinfo/${fd##*/}; fi
+  done
+done
+sleep 1
+echo '1 s later:'
+ss -uanm 'sport = :4500'
+"#;
     lab.ns
         .exec(&lab.name(host), "sh")
-        .args([
-            "-c",
-            "nstat -az 2>/dev/null | grep -E 'Udp|Discard|NoRoutes|Drop' | grep -v ' 0 '; ss -uanm",
-        ])
+        .args(["-c", SCRIPT])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()

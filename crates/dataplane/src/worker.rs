@@ -22,7 +22,7 @@ use bh_sys::{MAX_GSO_SEGMENTS, RecvMeta, SendMsg};
 use crate::counters::{GlobalSnapshot, TunnelSnapshot};
 use crate::offload::{Lanes, MAX_SUPER, Splitter};
 use crate::slots::{Mailbox, TunQueues};
-use crate::{BATCH, Encap, IkeDatagram, Shared};
+use crate::{BATCH, Encap, IkeDatagram, SaTable, Shared};
 
 mod commands;
 
@@ -114,8 +114,10 @@ pub(crate) struct Worker {
     /// The tunnel whose opened packets `lanes` holds (written by [`Worker::flush_lanes`]).
     lanes_tunnel: Option<usize>,
     parked: Vec<Parked>,
-    /// The SA table generation the parked datagrams were last tried against.
-    parked_table: usize,
+    /// The SA table the parked datagrams were last tried against, kept alive while anything
+    /// is parked so that its address cannot be reused by a newer table (a freed table's
+    /// allocation is typically handed to the next one, which would look unchanged).
+    parked_table: Option<Arc<SaTable>>,
 }
 
 impl Worker {
@@ -181,7 +183,7 @@ impl Worker {
                     since: None,
                 })
                 .collect(),
-            parked_table: 0,
+            parked_table: None,
             vnet,
             uso,
             tun_rx: vec![
@@ -280,10 +282,11 @@ impl Worker {
     /// waited [`PARK_TTL`] (counted as unknown SPIs). Rare path: only while something is parked.
     fn retry_parked(&mut self) {
         if self.parked.iter().all(|p| p.since.is_none()) {
+            // Do not keep an old table (and its SAs) alive for nothing.
+            self.parked_table = None;
             return;
         }
         let table = self.shared.table.load();
-        let generation = Arc::as_ptr(&*table) as usize;
         let now = Instant::now();
         let mut expired = 0;
         for p in &mut self.parked {
@@ -298,10 +301,17 @@ impl Worker {
                 ..Default::default()
             });
         }
-        if generation == self.parked_table {
+        // why: comparing table addresses alone missed updates: the daemon installs a manual
+        // tunnel's inbound and outbound SA in two updates, and the second table usually lands
+        // where the first-but-one was freed, so datagrams held at startup were never retried.
+        if self
+            .parked_table
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t, &table))
+        {
             return;
         }
-        self.parked_table = generation;
+        self.parked_table = Some(Arc::clone(&table));
         drop(table);
         // Move the ones whose SPI is now known into the batch buffers, per socket kind, and
         // run them through the normal receive path.
