@@ -57,18 +57,25 @@ fn assert_pings(lab: &Lab, what: &str) {
         (Host::LanA, addr::LANB6),
         (Host::LanB, addr::LANA6),
     ] {
-        let got = lab.ping(from, dst, 3, 200).unwrap();
+        let mut got = lab.ping(from, dst, 3, 200).unwrap();
+        let mut sent = 3;
         if got < 2 {
+            // A rare multi-second stall, seen only on a heavily loaded machine and not yet
+            // explained (closing note of issue #6; `--nocapture` shows this report even when
+            // the second round passes). The tunnel must then carry a second, longer round: a
+            // tunnel that the step before really broke fails both.
             eprintln!(
-                "gwa drops:\n{}\ngwb drops:\n{}\nnat drops:\n{}",
+                "{what}: ping {from:?} -> {dst}: {got}/3 replies; once more\ngwa drops:\n{}\ngwb drops:\n{}\nnat drops:\n{}",
                 drops(lab, Host::GwA),
                 drops(lab, Host::GwB),
                 drops(lab, Host::Nat)
             );
+            got = lab.ping(from, dst, 5, 200).unwrap();
+            sent = 5;
         }
         assert!(
-            got >= 2,
-            "{what}: ping {from:?} -> {dst}: {got}/3 replies\n--- gwa log ---\n{}\n--- gwb log ---\n{}\n--- gwa status ---\n{:#}\n--- gwb status ---\n{:#}",
+            got + 1 >= sent,
+            "{what}: ping {from:?} -> {dst}: {got}/{sent} replies\n--- gwa log ---\n{}\n--- gwb log ---\n{}\n--- gwa status ---\n{:#}\n--- gwb status ---\n{:#}",
             lab.log(Host::GwA),
             lab.log(Host::GwB),
             lab.status(Host::GwA).unwrap_or_default(),
