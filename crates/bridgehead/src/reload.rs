@@ -423,78 +423,59 @@ fn tunnel_plans(old: &Config, new: &Config) -> Vec<TunnelPlan> {
     out
 }
 
+/// The names of the checks that are true, in order: what changed.
+fn changed(checks: &[(bool, &'static str)]) -> Vec<&'static str> {
+    checks.iter().filter(|(c, _)| *c).map(|&(_, n)| n).collect()
+}
+
 /// Settings baked into the device or the dataplane's view of the tunnel.
 fn device_changes(o: &Tunnel, n: &Tunnel) -> Vec<&'static str> {
-    let mut why = Vec::new();
-    if o.encap != n.encap {
-        why.push("encap");
-    }
-    if o.inside != n.inside {
-        why.push("inside");
-    }
     let mtu = |t: &Tunnel| {
         let max = crate::daemon::max_inner(t);
         (t.mtu.or(max), max)
     };
-    if mtu(o) != mtu(n) {
-        why.push("mtu");
-    }
-    if o.mss_clamp != n.mss_clamp {
-        why.push("mss_clamp");
-    }
-    if o.nat_keepalive != n.nat_keepalive {
-        why.push("nat_keepalive");
-    }
-    if o.manual.is_some() != n.manual.is_some() {
-        why.push("keying (manual / IKE)");
-    }
-    why
+    changed(&[
+        (o.encap != n.encap, "encap"),
+        (o.inside != n.inside, "inside"),
+        (mtu(o) != mtu(n), "mtu"),
+        (o.mss_clamp != n.mss_clamp, "mss_clamp"),
+        (o.nat_keepalive != n.nat_keepalive, "nat_keepalive"),
+        (
+            o.manual.is_some() != n.manual.is_some(),
+            "keying (manual / IKE)",
+        ),
+    ])
 }
 
-/// IKE settings that changed (both tunnels use IKE).
+/// IKE settings that changed (both tunnels use IKE); the PSK is compared in constant time.
 fn ike_changes(o: &Tunnel, n: &Tunnel) -> Vec<&'static str> {
-    let mut why = Vec::new();
     let (Some(oi), Some(ni)) = (&o.ike, &n.ike) else {
-        return why;
+        return Vec::new();
     };
-    if o.peer != n.peer {
-        why.push("peer");
-    }
-    if o.peer_port != n.peer_port {
-        why.push("peer_port");
-    }
-    if !bool::from(oi.psk.as_slice().ct_eq(ni.psk.as_slice())) {
-        why.push("psk");
-    }
-    if oi.local_id != ni.local_id {
-        why.push("local_id");
-    }
-    if oi.remote_id != ni.remote_id {
-        why.push("remote_id");
-    }
     let (os, ns) = (&oi.settings, &ni.settings);
-    if os.proposals != ns.proposals {
-        why.push("ike.proposals");
-    }
-    if os.esp_proposals != ns.esp_proposals {
-        why.push("ike.esp_proposals");
-    }
-    if os.pfs != ns.pfs {
-        why.push("ike.pfs");
-    }
-    if os.initiate != ns.initiate {
-        why.push("ike.initiate");
-    }
-    if os.ike_lifetime != ns.ike_lifetime || os.child_lifetime != ns.child_lifetime {
-        why.push("ike lifetimes");
-    }
-    if os.dpd_interval != ns.dpd_interval || os.dpd_timeout != ns.dpd_timeout {
-        why.push("ike DPD");
-    }
-    if o.replay_window != n.replay_window {
-        why.push("replay_window");
-    }
-    why
+    changed(&[
+        (o.peer != n.peer, "peer"),
+        (o.peer_port != n.peer_port, "peer_port"),
+        (
+            !bool::from(oi.psk.as_slice().ct_eq(ni.psk.as_slice())),
+            "psk",
+        ),
+        (oi.local_id != ni.local_id, "local_id"),
+        (oi.remote_id != ni.remote_id, "remote_id"),
+        (os.proposals != ns.proposals, "ike.proposals"),
+        (os.esp_proposals != ns.esp_proposals, "ike.esp_proposals"),
+        (os.pfs != ns.pfs, "ike.pfs"),
+        (os.initiate != ns.initiate, "ike.initiate"),
+        (
+            os.ike_lifetime != ns.ike_lifetime || os.child_lifetime != ns.child_lifetime,
+            "ike lifetimes",
+        ),
+        (
+            os.dpd_interval != ns.dpd_interval || os.dpd_timeout != ns.dpd_timeout,
+            "ike DPD",
+        ),
+        (o.replay_window != n.replay_window, "replay_window"),
+    ])
 }
 
 /// Whether a manual tunnel's SAs changed (keys compared in constant time).
@@ -525,47 +506,29 @@ pub enum NeighborChange {
 
 /// Compares two configurations of the neighbor with one address.
 pub fn neighbor_change(o: &BgpNeighbor, n: &BgpNeighbor) -> NeighborChange {
-    let mut reset = Vec::new();
-    if o.asn != n.asn {
-        reset.push("asn");
-    }
-    if o.tunnel != n.tunnel {
-        reset.push("tunnel");
-    }
-    if o.hold_time != n.hold_time {
-        reset.push("hold_time");
-    }
-    if o.passive != n.passive {
-        reset.push("passive");
-    }
-    if o.multihop != n.multihop {
-        reset.push("multihop");
-    }
-    if o.md5_password != n.md5_password {
-        reset.push("TCP MD5 password");
-    }
-    if o.max_prefix != n.max_prefix || o.max_prefix_action != n.max_prefix_action {
-        reset.push("max_prefix");
-    }
+    // `Md5Password` compares in constant time.
+    let reset = changed(&[
+        (o.asn != n.asn, "asn"),
+        (o.tunnel != n.tunnel, "tunnel"),
+        (o.hold_time != n.hold_time, "hold_time"),
+        (o.passive != n.passive, "passive"),
+        (o.multihop != n.multihop, "multihop"),
+        (o.md5_password != n.md5_password, "TCP MD5 password"),
+        (
+            o.max_prefix != n.max_prefix || o.max_prefix_action != n.max_prefix_action,
+            "max_prefix",
+        ),
+    ]);
     if !reset.is_empty() {
         return NeighborChange::Reset(reset);
     }
-    let mut policy = Vec::new();
-    if o.import != n.import {
-        policy.push("import");
-    }
-    if o.export != n.export {
-        policy.push("export");
-    }
-    if o.prepend != n.prepend {
-        policy.push("prepend");
-    }
-    if o.med != n.med {
-        policy.push("med");
-    }
-    if o.max_advertise != n.max_advertise {
-        policy.push("max_advertise");
-    }
+    let policy = changed(&[
+        (o.import != n.import, "import"),
+        (o.export != n.export, "export"),
+        (o.prepend != n.prepend, "prepend"),
+        (o.med != n.med, "med"),
+        (o.max_advertise != n.max_advertise, "max_advertise"),
+    ]);
     if policy.is_empty() {
         NeighborChange::Same
     } else {

@@ -103,9 +103,19 @@ pub enum MaxPrefixAction {
     Warn,
 }
 
-/// A TCP MD5 signature password (RFC 2385), held in a wiped buffer; `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+/// A TCP MD5 signature password (RFC 2385), held in a wiped buffer; `Debug` never shows it,
+/// and equality is decided in constant time.
+#[derive(Clone)]
 pub struct Md5Password(Zeroizing<Vec<u8>>);
+
+impl PartialEq for Md5Password {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.as_slice().ct_eq(other.0.as_slice()))
+    }
+}
+
+impl Eq for Md5Password {}
 
 impl Md5Password {
     /// The password's bytes (1 to 80 of them), for `setsockopt(TCP_MD5SIG)` only.
