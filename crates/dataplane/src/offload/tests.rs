@@ -660,10 +660,18 @@ fn ones_sum_matches_the_naive_sum_at_every_length_and_alignment() {
         for len in 0..data.len() - start {
             let d = &data[start..start + len];
             assert_eq!(!ones_sum(d), naive_csum(&[d]), "start {start} len {len}");
+            // The path a CPU without AVX2 takes gives the same sum.
+            assert_eq!(
+                !sum::ones_sum_portable(d),
+                naive_csum(&[d]),
+                "portable, start {start} len {len}"
+            );
         }
     }
     // Carries out of every word: all ones stays all ones (never folds to zero).
     assert_eq!(ones_sum(&[0xff; 64]), 0xffff);
+    assert_eq!(sum::ones_sum_portable(&[0xff; 64]), 0xffff);
+    assert_eq!(ones_sum(&[0xff; 65_534]), 0xffff);
     assert_eq!(ones_sum(&[]), 0);
 }
 
