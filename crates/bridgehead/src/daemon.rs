@@ -454,6 +454,8 @@ fn status_json(dp: &Dataplane, running: &Running) -> serde_json::Value {
                 },
                 "inbound": {
                     "spi": format!("{:#010x}", inb.spi()),
+                    "worker": (matches!(t.encap, Encap::Udp) && dp.workers() > 1)
+                        .then(|| bh_dataplane::worker_of_spi(inb.spi(), dp.workers())),
                     "packets": n.packets, "bytes": n.bytes,
                     "highest_seq": inb.highest_seq(),
                     "drops": { "replay": n.replay, "icv": n.icv, "malformed": n.malformed, "dummy": n.dummy },

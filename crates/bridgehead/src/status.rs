@@ -54,10 +54,14 @@ pub fn render(st: &Value) -> String {
         );
         let _ = writeln!(
             s,
-            "  in  spi {}  {:>12} pkts {:>15} bytes",
+            "  in  spi {}  {:>12} pkts {:>15} bytes{}",
             i["spi"].as_str().unwrap_or("?"),
             i["packets"],
-            i["bytes"]
+            i["bytes"],
+            i["worker"]
+                .as_u64()
+                .map(|w| format!("  worker {w}"))
+                .unwrap_or_default()
         );
         let d = &i["drops"];
         let _ = writeln!(
@@ -295,7 +299,7 @@ mod tests {
                 "suite": "aes256gcm16", "esn": true,
                 "outbound": {"spi": "0x0badf00d", "packets": 123456789012u64,
                              "bytes": 123456789012345u64},
-                "inbound": {"spi": "0xc0ffee01", "packets": 123456789012u64,
+                "inbound": {"spi": "0xc0ffee01", "worker": 1, "packets": 123456789012u64,
                             "bytes": 123456789012345u64,
                             "drops": {"replay": 1234567, "icv": 1234567, "malformed": 1234567}},
                 "tun": {"fragmented": 1234567890, "icmp_too_big": 1234567890,
@@ -349,6 +353,7 @@ mod tests {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}\n{out}");
         }
         let has = |want: &str| assert!(out.contains(want), "missing {want:?} in\n{out}");
+        has("in  spi 0xc0ffee01  123456789012 pkts 123456789012345 bytes  worker 1");
         has("send errors 1234567890");
         has("ike: 33 IKE SAs, 32 half-open, 1500 cookies sent");
         has("ike tunnel aws-1: established (initiator), peer 203.0.113.20:4500, NAT detected");

@@ -22,6 +22,13 @@
 //!   [`offload::Coalescer`] and written as one GSO super-packet. Plain queues still work,
 //!   one packet per `read`/`write`.
 //!
+//! Which worker opens a tunnel's ESP: with several workers, the UDP sockets steer ESP in UDP
+//! by SPI ([`worker_of_spi`]: SPI modulo the worker count), and the IKE engine picks each
+//! tunnel's inbound SPIs so that tunnels spread evenly over the workers. Otherwise the kernel's
+//! 4-tuple hash would put a tunnel (one 4-tuple) on a worker at random, several tunnels often on
+//! the same one. A TUN queue's flow table then sends each flow's outgoing packets to the worker
+//! that wrote its incoming ones, so a tunnel's traffic stays on its worker both ways.
+//!
 //! Sequence numbers are reserved per sealed batch (one atomic), so two workers sending on one
 //! SA interleave blocks of at most [`BATCH`] numbers, well inside the peer's replay window.
 //!
@@ -59,6 +66,13 @@ use slots::{Command, Mailbox};
 
 /// Packets moved per batch (the most `recvmmsg`/`sendmmsg` take per call).
 pub const BATCH: usize = bh_sys::MAX_BATCH;
+
+/// The worker (of `workers`) whose socket receives ESP in UDP with inbound SPI `spi`, once
+/// [`Dataplane::start`] has set the sockets' steering (with more than one worker).
+pub fn worker_of_spi(spi: u32, workers: usize) -> usize {
+    let n = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+    usize::try_from(spi % n).unwrap_or(0)
+}
 
 /// How ESP leaves the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +303,18 @@ impl Dataplane {
         }
         let control_socket = control_socket
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no worker"))?;
+        if cfg.workers > 1 {
+            // ESP in UDP goes to the worker its SPI names (SPI mod workers); the IKE engine
+            // picks inbound SPIs so that tunnels spread evenly (see [`worker_of_spi`]).
+            let n = u32::try_from(cfg.workers).unwrap_or(u32::MAX);
+            match control_socket.steer_by_first_word(n) {
+                Ok(()) => tracing::debug!(workers = n, "ESP in UDP steered to workers by SPI"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not steer ESP by SPI; the kernel's 4-tuple hash picks the worker"
+                ),
+            }
+        }
         Ok(Self {
             shared,
             stop,
@@ -386,6 +412,11 @@ impl Dataplane {
     /// The local address and port of the ESP sockets.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local
+    }
+
+    /// How many workers run (each with its own UDP socket and TUN queues).
+    pub fn workers(&self) -> usize {
+        self.mailboxes.len()
     }
 
     /// Stops the workers and waits for them.

@@ -5,7 +5,7 @@ mod sim;
 use std::time::Duration;
 
 use bh_crypto::{DhGroup, EspEncr, EspInteg, Prf};
-use bh_ike::{DownReason, Event};
+use bh_ike::{DownReason, Event, TunnelId};
 use sim::*;
 
 const GCM256: EspEncr = EspEncr::AesGcm16 { key_bits: 256 };
@@ -67,6 +67,39 @@ fn established(nat: bool, seed: u8) -> Sim {
     assert_eq!(ike_ups(&s.events_a), 1);
     assert_eq!(ike_ups(&s.events_b), 1);
     s
+}
+
+#[test]
+fn inbound_spis_fall_in_the_lane_of_their_tunnel_through_rekeys() {
+    // The dataplane steers ESP to worker `SPI mod workers`; with spi_lanes = 4, every inbound
+    // SPI of tunnel t must be t mod 4, on both sides and for every rekeyed Child SA.
+    let (ip, ep) = (suites()[0].1.clone(), suites()[0].2.clone());
+    let (mut a, b) = pair(true, ip, ep);
+    a.lifetimes.child_rekey = Duration::from_secs(60);
+    let mut s = Sim::with_lanes(7, true, a, b, 4);
+    assert_eq!((s.ta, s.tb), (TunnelId(1), TunnelId(0)));
+    s.start();
+    s.run_for(Duration::from_secs(400));
+    let (ca, cb) = (child_ups(&s.events_a), child_ups(&s.events_b));
+    assert!(
+        ca.len() >= 4,
+        "A made {} Child SAs, want the first and 3+ rekeys",
+        ca.len()
+    );
+    assert_eq!(ca.len(), cb.len());
+    for c in &ca {
+        assert_eq!(c.inbound % 4, 1, "A (tunnel 1): {:#010x}", c.inbound);
+        assert!(c.inbound > 255);
+    }
+    for c in &cb {
+        assert_eq!(c.inbound % 4, 0, "B (tunnel 0): {:#010x}", c.inbound);
+        assert!(c.inbound > 255);
+    }
+    // Still random in the other bits: no two alike.
+    let mut all: Vec<u32> = ca.iter().chain(&cb).map(|c| c.inbound).collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), ca.len() + cb.len());
 }
 
 #[test]

@@ -45,6 +45,31 @@ pub(crate) fn set_int(fd: &impl AsRawFd, level: i32, name: i32, value: i32) -> i
     .map(drop)
 }
 
+/// `setsockopt(SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF)` with the classic BPF program `prog`.
+pub(crate) fn attach_reuseport_cbpf(
+    fd: &impl AsRawFd,
+    prog: &[libc::sock_filter],
+) -> io::Result<()> {
+    let len = u16::try_from(prog.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` live instructions for the duration of the call; the
+    // kernel copies the program and never writes through the pointer.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 /// `getsockopt` of an `int` value.
 pub(crate) fn get_int(fd: &impl AsRawFd, level: i32, name: i32) -> io::Result<i32> {
     let mut value: i32 = 0;

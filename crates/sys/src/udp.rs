@@ -1,8 +1,9 @@
 //! Non-blocking UDP sockets with `SO_REUSEPORT`, large buffers and batched I/O.
 //!
 //! One socket per worker thread, all bound to the same address with `reuse_port`, lets the
-//! kernel spread flows across workers (by 4-tuple hash: one tunnel is one 4-tuple, so it always
-//! lands on one socket). UDP GSO ([`UdpSocket::send_gso_batch`]) and GRO
+//! kernel spread flows across workers: by 4-tuple hash, or, once
+//! [`UdpSocket::steer_by_first_word`] is set, by the first 32-bit word of the payload (the SPI
+//! of ESP in UDP), so the owner of each SPI picks the worker. UDP GSO ([`UdpSocket::send_gso_batch`]) and GRO
 //! ([`UdpSocket::enable_gro`]) cut the per-datagram kernel cost. Does not do `IP_PKTINFO`,
 //! ECN, timestamps or connected sockets.
 
@@ -104,6 +105,50 @@ impl UdpSocket {
     /// truncated.
     pub fn enable_gro(&self) -> io::Result<()> {
         sockopt::set_int(&self.fd, libc::SOL_UDP, libc::UDP_GRO, 1)
+    }
+
+    /// Makes the kernel pick the socket of this socket's `SO_REUSEPORT` group for each
+    /// datagram by its payload's first 32-bit word (network order) modulo `sockets`: the
+    /// socket that joined the group `i`-th (counting from 0, in bind order) gets the
+    /// datagrams whose word is `i` modulo `sockets`. For ESP in UDP the word is the SPI
+    /// (RFC 3948 §2.2); IKE's non-ESP marker is zero and so goes to socket 0, and a datagram
+    /// shorter than four octets (a NAT keepalive) goes to socket 0 too.
+    ///
+    /// A classic BPF program (`SO_ATTACH_REUSEPORT_CBPF`): load word 0 of the payload, take
+    /// it modulo `sockets`, return it. The kernel falls back to its 4-tuple hash where the
+    /// program's answer is not a socket of the group (while fewer than `sockets` are bound).
+    /// It holds for the whole group, whichever member sets it.
+    pub fn steer_by_first_word(&self, sockets: u32) -> io::Result<()> {
+        if sockets == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "steering needs at least one socket",
+            ));
+        }
+        let prog = [
+            // A = 32-bit word at payload offset 0 (a short datagram ends the program with 0).
+            libc::sock_filter {
+                code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            // A %= sockets
+            libc::sock_filter {
+                code: (libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 0,
+                k: sockets,
+            },
+            // return A: the index of the socket in the group
+            libc::sock_filter {
+                code: (libc::BPF_RET | libc::BPF_A) as u16,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+        ];
+        sockopt::attach_reuseport_cbpf(&self.fd, &prog)
     }
 
     /// Sends one datagram without blocking; `Ok(0)` if the socket buffer is full.

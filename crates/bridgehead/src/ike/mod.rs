@@ -254,6 +254,16 @@ fn tunnel_config(
     }
 }
 
+/// The engine's settings: the defaults, with inbound SPIs in one lane per dataplane worker,
+/// so that the tunnels' ESP spreads evenly over the workers (the dataplane steers ESP in UDP
+/// to worker `SPI mod workers`).
+fn engine_settings(dp: &Dataplane) -> EndpointSettings {
+    EndpointSettings {
+        spi_lanes: u32::try_from(dp.workers()).unwrap_or(1).max(1),
+        ..EndpointSettings::default()
+    }
+}
+
 /// Starts the IKE service for the configured IKE tunnels (manual tunnels are left alone).
 /// With no IKE tunnel it runs nothing and only drains the queue.
 pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Result<IkeService> {
@@ -262,7 +272,7 @@ pub fn start(cfg: &Config, dp: Arc<Dataplane>, rx: Receiver<IkeDatagram>) -> Res
         .private_ip
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let esp_port = cfg.dataplane.udp_port;
-    let mut endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+    let mut endpoint = Endpoint::new(engine_settings(&dp), Box::new(bh_crypto::OsRandom));
     let mut status = Vec::new();
     let mut ids = Vec::new();
     // Shown after the others: `status` positions follow `ids` for the engine's tunnels.
@@ -432,7 +442,7 @@ impl IkeService {
         let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the IKE service has stopped");
         };
-        let endpoint = Endpoint::new(EndpointSettings::default(), Box::new(bh_crypto::OsRandom));
+        let endpoint = Endpoint::new(engine_settings(&idle.dp), Box::new(bh_crypto::OsRandom));
         let (dp, rx, bind_ip, esp_port) = (idle.dp, idle.rx, idle.bind_ip, idle.esp_port);
         let idle = Idle {
             dp,

@@ -220,6 +220,11 @@ pub struct EndpointSettings {
     /// The largest IKE message sent whole once fragmentation is negotiated (RFC 7383); larger
     /// ones go as fragments of at most this size (IKE octets, without UDP/IP headers).
     pub max_ike_message: usize,
+    /// Inbound ESP SPIs of tunnel `t` are chosen with `SPI mod spi_lanes == t mod spi_lanes`
+    /// (1: any SPI). The dataplane steers ESP in UDP to worker `SPI mod workers`, so setting
+    /// this to the worker count spreads tunnels evenly over the workers. The SPI stays random
+    /// in its other bits (RFC 4303 §2.1 asks only that it be unique and not 1..=255).
+    pub spi_lanes: u32,
 }
 
 impl Default for EndpointSettings {
@@ -231,6 +236,7 @@ impl Default for EndpointSettings {
             restart_delay: Duration::from_secs(5),
             cookie_threshold: 32,
             max_ike_message: 1200,
+            spi_lanes: 1,
         }
     }
 }

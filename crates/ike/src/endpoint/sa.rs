@@ -237,13 +237,21 @@ fn jitter(ctx: &mut Ctx, d: Duration, percent: u8) -> Duration {
     d.saturating_sub(Duration::from_millis(cut))
 }
 
-fn new_esp_spi(ctx: &mut Ctx) -> [u8; 4] {
+/// A random inbound ESP SPI in the tunnel's lane: `SPI mod spi_lanes == tunnel mod spi_lanes`
+/// (see [`super::EndpointSettings::spi_lanes`]).
+fn new_esp_spi(ctx: &mut Ctx, tunnel: TunnelId) -> [u8; 4] {
+    let lanes = ctx.settings.spi_lanes.max(1);
+    let lane = tunnel.0 % lanes;
     loop {
         let mut s = [0u8; 4];
         ctx.rng.fill(&mut s);
+        let v = u32::from_be_bytes(s);
+        let Some(v) = (v - v % lanes).checked_add(lane) else {
+            continue;
+        };
         // 1..=255 are reserved (RFC 4303 §2.1).
-        if u32::from_be_bytes(s) > 255 {
-            return s;
+        if v > 255 {
+            return v.to_be_bytes();
         }
     }
 }
@@ -1018,7 +1026,7 @@ impl IkeSa {
     // ----- IKE_AUTH -----
 
     fn send_auth(&mut self, ctx: &mut Ctx, now: Instant) {
-        let in_spi = new_esp_spi(ctx);
+        let in_spi = new_esp_spi(ctx, self.tunnel);
         let Some(cfg) = self.cfg(ctx).cloned() else {
             return;
         };
@@ -1149,7 +1157,7 @@ impl IkeSa {
             sa_of(inner).and_then(|props| config::select_esp(&cfg.esp_proposals, props, None));
         let child = match (sa_of(inner), chosen) {
             (Some(_), Some(c)) => {
-                let in_spi = new_esp_spi(ctx);
+                let in_spi = new_esp_spi(ctx, self.tunnel);
                 let (tsi, tsr) = ts_of(inner);
                 out.push(Payload::Sa(vec![esp_choice_wire(&c, in_spi)]));
                 out.push(Payload::TsI(if tsi.is_empty() {
@@ -1797,7 +1805,7 @@ impl IkeSa {
                 data: dh.public().to_vec(),
             });
         }
-        let in_spi = new_esp_spi(ctx);
+        let in_spi = new_esp_spi(ctx, self.tunnel);
         let nr = nonce(ctx);
         let (tsi, tsr) = ts_of(inner);
         let mut out = vec![
@@ -1856,7 +1864,7 @@ impl IkeSa {
             old.rekeying = true;
             old.rekey_at = None;
         }
-        let new_in = new_esp_spi(ctx);
+        let new_in = new_esp_spi(ctx, self.tunnel);
         let ni = nonce(ctx);
         let dh = match cfg.pfs_group {
             Some(g) => match g.generate(ctx.rng.as_mut()) {

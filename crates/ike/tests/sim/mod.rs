@@ -102,6 +102,19 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(seed: u8, nat: bool, a: TunnelIkeConfig, b: TunnelIkeConfig) -> Self {
+        Self::with_lanes(seed, nat, a, b, 1)
+    }
+
+    /// Both endpoints with `spi_lanes = lanes`; with more than one lane, A holds a spare
+    /// tunnel (a responder that nobody contacts) before the real one, so `ta` is tunnel 1
+    /// and `tb` tunnel 0.
+    pub fn with_lanes(
+        seed: u8,
+        nat: bool,
+        a: TunnelIkeConfig,
+        b: TunnelIkeConfig,
+        lanes: u32,
+    ) -> Self {
         let settings = EndpointSettings {
             retransmit_timeout: Duration::from_secs(1),
             retransmit_tries: 4,
@@ -109,6 +122,7 @@ impl Sim {
             restart_delay: Duration::from_secs(5),
             cookie_threshold: 8,
             max_ike_message: 1200,
+            spi_lanes: lanes,
         };
         let mut ea = Endpoint::new(
             settings,
@@ -118,6 +132,14 @@ impl Sim {
             settings,
             Box::new(DeterministicRandom::from_seed([seed.wrapping_add(100); 32])),
         );
+        if lanes > 1 {
+            let mut spare = a.clone();
+            spare.name = "spare".into();
+            spare.initiator = false;
+            spare.remote_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 99)), 500);
+            spare.remote_id = IkeId::Addr(spare.remote_addr.ip());
+            ea.add_tunnel(spare);
+        }
         let ta = ea.add_tunnel(a);
         let tb = eb.add_tunnel(b);
         Self {

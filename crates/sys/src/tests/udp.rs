@@ -222,3 +222,60 @@ fn gso_parts_are_gathered_then_cut_at_segment_boundaries() {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     });
 }
+
+#[test]
+fn steering_by_first_word_sends_each_spi_to_the_socket_it_names() {
+    run_in_netns(|| {
+        let opts = UdpOptions {
+            reuse_port: true,
+            buffer: BUF,
+        };
+        let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let dst = a.local_addr().unwrap();
+        let b = UdpSocket::bind(dst, &opts).unwrap();
+        b.steer_by_first_word(2).expect("SO_ATTACH_REUSEPORT_CBPF");
+        assert!(a.steer_by_first_word(0).is_err(), "zero sockets is refused");
+
+        // From many source ports, so the 4-tuple hash alone would spread them over both.
+        let mut expect = BTreeMap::new();
+        for i in 0..24u32 {
+            let tx =
+                UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+            let spi = 0x1000_0100 + i;
+            let mut data = spi.to_be_bytes().to_vec();
+            data.extend_from_slice(&[0xab; 60]);
+            tx.send_to(&data, dst).unwrap();
+            expect.insert(data, (spi % 2) as usize);
+            // An IKE message on 4500 (non-ESP marker) and a NAT keepalive: socket 0.
+            let mut ike = vec![0u8; 4];
+            ike.extend_from_slice(&i.to_be_bytes());
+            tx.send_to(&ike, dst).unwrap();
+            expect.insert(ike, 0);
+        }
+        let tx = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+        tx.send_to(&[0xff], dst).unwrap();
+        expect.insert(vec![0xff], 0);
+
+        // Each socket read on its own, so the test knows which one got what (bounded: 10 s).
+        let mut got = BTreeMap::new();
+        let mut storage = vec![vec![0u8; 2048]; MAX_BATCH];
+        let mut meta = [RecvMeta::default(); MAX_BATCH];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while got.len() < expect.len() && std::time::Instant::now() < deadline {
+            for (i, s) in [&a, &b].into_iter().enumerate() {
+                let mut bufs: Vec<&mut [u8]> =
+                    storage.iter_mut().map(|v| v.as_mut_slice()).collect();
+                let n = match s.recv_batch(&mut bufs, &mut meta) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                    Err(e) => panic!("recv: {e}"),
+                };
+                for (b, m) in bufs.iter().zip(meta.iter()).take(n) {
+                    got.insert(b[..m.len].to_vec(), i);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(got, expect, "datagram -> index of the socket that got it");
+    });
+}
