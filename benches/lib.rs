@@ -11,5 +11,11 @@
 //! - `throughput` (bash, root): iperf3 TCP between two LAN namespaces through two gateways and
 //!   a 1:1 NAT, without a tunnel, with strongSwan (kernel-libipsec), boringtun and bridgehead,
 //!   printing Gbit/s, ratios and gateway CPU seconds per GB.
+//! - `packets` (bash, root): on the same topology, 1400-byte UDP packets from many flows
+//!   (packets/s, loss, gateway CPU per packet), a fixed-rate TCP load, and memory with many
+//!   tunnels. Its UDP load is `udpblast` (below) or, with `--sender iperf3`, iperf3.
+//! - `udpblast/` (binary, `cargo build --release -p bh-benches --bin udpblast`): `udpblast
+//!   send` offers N flows of fixed-size datagrams with `sendmmsg` (no GSO); `udpblast recv`
+//!   counts them with `recvmmsg` and UDP GRO. Each prints one JSON line.
 //!
 //! None of them is a test: they assert only that what they time succeeded.
