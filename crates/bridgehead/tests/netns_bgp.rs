@@ -556,7 +556,10 @@ fn a_dead_peers_routes_leave_the_kernel_at_hold_expiry() {
     );
     let st = our_neighbor(&sock, "10.60.1.2");
     assert_ne!(st["state"], "Established", "{st}");
-    assert_eq!(st["last_error"], "sent NOTIFICATION 4/0", "{st}");
+    assert_eq!(
+        st["last_error"], "sent NOTIFICATION 4/0 (Hold Timer Expired)",
+        "{st}"
+    );
 }
 
 /// We expect AS 65099 where the peers are AS 65002: each of BIRD, FRR and GoBGP shows the
@@ -623,7 +626,10 @@ fn a_wrong_as_open_is_refused_and_each_peer_sees_our_notification() {
         });
         let ours = our_neighbor(&sock, &format!("10.60.{n}.2"));
         assert_ne!(ours["state"], "Established", "{ours}");
-        assert_eq!(ours["last_error"], "sent NOTIFICATION 2/2", "{ours}");
+        assert_eq!(
+            ours["last_error"], "sent NOTIFICATION 2/2 (OPEN Message Error: Bad Peer AS)",
+            "{ours}"
+        );
     }
     assert_eq!(kernel_route(&w, &us, "10.62.0.0/24").trim(), "");
 }

@@ -72,6 +72,79 @@ pub mod cease_sub {
     pub const OUT_OF_RESOURCES: u8 = 8;
 }
 
+/// The name of a NOTIFICATION's error code and subcode, for people: "Cease: Administrative
+/// Shutdown", "Hold Timer Expired", "OPEN Message Error: Bad Peer AS" (RFC 4271 §4.5 and §6,
+/// RFC 4486, RFC 7313). Unknown values are named by number.
+pub fn notification_name(error: u8, sub: u8) -> String {
+    let (name, subs): (&str, &[&str]) = match error {
+        code::MESSAGE_HEADER => (
+            "Message Header Error",
+            &[
+                "",
+                "Connection Not Synchronized",
+                "Bad Message Length",
+                "Bad Message Type",
+            ],
+        ),
+        code::OPEN => (
+            "OPEN Message Error",
+            &[
+                "",
+                "Unsupported Version Number",
+                "Bad Peer AS",
+                "Bad BGP Identifier",
+                "Unsupported Optional Parameter",
+                "",
+                "Unacceptable Hold Time",
+                "Unsupported Capability",
+            ],
+        ),
+        code::UPDATE => (
+            "UPDATE Message Error",
+            &[
+                "",
+                "Malformed Attribute List",
+                "Unrecognized Well-known Attribute",
+                "Missing Well-known Attribute",
+                "Attribute Flags Error",
+                "Attribute Length Error",
+                "Invalid ORIGIN Attribute",
+                "",
+                "Invalid NEXT_HOP Attribute",
+                "Optional Attribute Error",
+                "Invalid Network Field",
+                "Malformed AS_PATH",
+            ],
+        ),
+        code::HOLD_TIMER_EXPIRED => ("Hold Timer Expired", &[]),
+        code::FSM => ("Finite State Machine Error", &[]),
+        code::CEASE => (
+            "Cease",
+            &[
+                "",
+                "Maximum Number of Prefixes Reached",
+                "Administrative Shutdown",
+                "Peer De-configured",
+                "Administrative Reset",
+                "Connection Rejected",
+                "Other Configuration Change",
+                "Connection Collision Resolution",
+                "Out of Resources",
+            ],
+        ),
+        code::ROUTE_REFRESH => (
+            "ROUTE-REFRESH Message Error",
+            &["", "Invalid Message Length"],
+        ),
+        _ => return format!("error code {error}, subcode {sub}"),
+    };
+    match subs.get(usize::from(sub)).copied() {
+        _ if sub == 0 => name.to_owned(),
+        Some(s) if !s.is_empty() => format!("{name}: {s}"),
+        _ => format!("{name}: subcode {sub}"),
+    }
+}
+
 /// Message type codes.
 mod msg_type {
     pub(super) const OPEN: u8 = 1;

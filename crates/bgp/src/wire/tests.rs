@@ -557,3 +557,28 @@ fn oversized_update_is_refused_on_encode() {
         Err(EncodeError::TooLong(_))
     ));
 }
+
+#[test]
+fn notification_names_read_like_the_rfcs() {
+    assert_eq!(notification_name(4, 0), "Hold Timer Expired");
+    assert_eq!(notification_name(2, 2), "OPEN Message Error: Bad Peer AS");
+    assert_eq!(notification_name(6, 2), "Cease: Administrative Shutdown");
+    assert_eq!(
+        notification_name(6, 7),
+        "Cease: Connection Collision Resolution"
+    );
+    assert_eq!(
+        notification_name(3, 11),
+        "UPDATE Message Error: Malformed AS_PATH"
+    );
+    // Unassigned or unknown values are named by number, never a panic.
+    assert_eq!(notification_name(2, 5), "OPEN Message Error: subcode 5");
+    assert_eq!(notification_name(6, 200), "Cease: subcode 200");
+    assert_eq!(notification_name(4, 9), "Hold Timer Expired: subcode 9");
+    assert_eq!(notification_name(99, 1), "error code 99, subcode 1");
+    for code in 0..=255u8 {
+        for sub in [0u8, 1, 7, 255] {
+            assert!(!notification_name(code, sub).is_empty());
+        }
+    }
+}

@@ -312,6 +312,26 @@ struct PeerInfo {
     flaps: u64,
 }
 
+/// `sent NOTIFICATION 6/2 (Cease: Administrative Shutdown)`: numbers for searching logs and
+/// RFCs, the name for reading.
+fn notification_text(dir: &str, code: u8, sub: u8) -> String {
+    let name = bh_bgp::wire::notification_name(code, sub);
+    format!("{dir} NOTIFICATION {code}/{sub} ({name})")
+}
+
+/// Records a NOTIFICATION seen on one of the neighbor's connections as its last error, except
+/// Cease / Connection Collision Resolution (RFC 4486 §4): that one closes the losing one of two
+/// connections opened at once, which RFC 4271 §6.8 makes a normal part of coming up (both
+/// ends of a cloud tunnel connect), so it is logged, not shown as an error.
+fn note_notification(i: &mut PeerInfo, dir: &str, code: u8, sub: u8) {
+    let text = notification_text(dir, code, sub);
+    if code == bh_bgp::wire::code::CEASE && sub == bh_bgp::wire::cease_sub::COLLISION {
+        tracing::debug!(notification = %text, "connection collision resolved");
+        return;
+    }
+    i.last_error = text;
+}
+
 struct Loop {
     bgp: Bgp,
     speaker: Option<Speaker>,
@@ -1032,7 +1052,7 @@ impl Loop {
                     let peer = c.peer;
                     if let Some(i) = self.info.get_mut(&peer) {
                         if let Some((code, sub)) = i.rx.feed(data) {
-                            i.last_error = format!("received NOTIFICATION {code}/{sub}");
+                            note_notification(i, "received", code, sub);
                             self.status_now = true;
                         }
                     }
@@ -1148,7 +1168,7 @@ impl Loop {
                     };
                     if let Some(i) = self.info.get_mut(&c.peer) {
                         if let Some((code, sub)) = i.tx.feed(&data) {
-                            i.last_error = format!("sent NOTIFICATION {code}/{sub}");
+                            note_notification(i, "sent", code, sub);
                             self.status_now = true;
                         }
                     }
@@ -1210,11 +1230,9 @@ impl Loop {
                 graceful_restart,
             } => {
                 let why = match &reason {
-                    DownReason::NotificationSent(n) => {
-                        format!("sent NOTIFICATION {}/{}", n.code, n.subcode)
-                    }
+                    DownReason::NotificationSent(n) => notification_text("sent", n.code, n.subcode),
                     DownReason::NotificationReceived(n) => {
-                        format!("received NOTIFICATION {}/{}", n.code, n.subcode)
+                        notification_text("received", n.code, n.subcode)
                     }
                     DownReason::TcpClosed => "TCP connection closed".to_owned(),
                     DownReason::Stopped => "stopped".to_owned(),
@@ -1533,6 +1551,26 @@ mod tests {
         m.extend_from_slice(&len.to_be_bytes());
         m.resize(usize::from(len), 4);
         m
+    }
+
+    #[test]
+    fn collision_resolution_is_not_a_last_error_but_other_notifications_are() {
+        let mut i = PeerInfo::default();
+        // Both ends of a cloud tunnel connect at once; the loser is closed with Cease 6/7.
+        note_notification(&mut i, "sent", 6, 7);
+        note_notification(&mut i, "received", 6, 7);
+        assert_eq!(i.last_error, "");
+        note_notification(&mut i, "received", 6, 2);
+        assert_eq!(
+            i.last_error,
+            "received NOTIFICATION 6/2 (Cease: Administrative Shutdown)"
+        );
+        // A later collision does not hide the real error before it.
+        note_notification(&mut i, "sent", 6, 7);
+        assert_eq!(
+            i.last_error,
+            "received NOTIFICATION 6/2 (Cease: Administrative Shutdown)"
+        );
     }
 
     #[test]
