@@ -473,7 +473,8 @@ fn status_json(dp: &Dataplane, running: &Running) -> serde_json::Value {
     json!({
         "tunnels": tunnels,
         "socket": {
-            "rx_datagrams": g.rx_datagrams, "malformed": g.malformed, "truncated": g.truncated,
+            "rx_datagrams": g.rx_datagrams, "per_worker": dp.worker_rx(),
+            "malformed": g.malformed, "truncated": g.truncated,
             "unknown_spi": g.unknown_spi, "ike": g.ike, "ike_dropped": g.ike_dropped, "keepalives": g.keepalives,
         },
     })

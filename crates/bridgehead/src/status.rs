@@ -85,8 +85,18 @@ pub fn render(st: &Value) -> String {
         &mut s,
         "socket:",
         &format!(
-            "{} datagrams; malformed {}, truncated {}, unknown spi {}, ike {}, keepalives {}",
+            "{} datagrams{}; malformed {}, truncated {}, unknown spi {}, ike {}, keepalives {}",
             k["rx_datagrams"],
+            match k["per_worker"].as_array() {
+                Some(w) if w.len() > 1 => format!(
+                    " (by worker {})",
+                    w.iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => String::new(),
+            },
             k["malformed"],
             k["truncated"],
             k["unknown_spi"],
@@ -306,7 +316,7 @@ mod tests {
                         "mss_clamped": 1234567890, "no_sa": 1234567890,
                         "send_errors": 1234567890}
             }],
-            "socket": {"rx_datagrams": 10, "malformed": 0, "truncated": 0,
+            "socket": {"rx_datagrams": 10, "per_worker": [4, 6], "malformed": 0, "truncated": 0,
                        "unknown_spi": 0, "ike": 4, "keepalives": 1},
             "ike": {
                 "cookies_sent": 1500, "half_open": 32, "ike_sas": 33,
@@ -354,6 +364,7 @@ mod tests {
         }
         let has = |want: &str| assert!(out.contains(want), "missing {want:?} in\n{out}");
         has("in  spi 0xc0ffee01  123456789012 pkts 123456789012345 bytes  worker 1");
+        has("socket: 10 datagrams (by worker 4, 6); malformed 0");
         has("send errors 1234567890");
         has("ike: 33 IKE SAs, 32 half-open, 1500 cookies sent");
         has("ike tunnel aws-1: established (initiator), peer 203.0.113.20:4500, NAT detected");

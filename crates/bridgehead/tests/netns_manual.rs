@@ -190,6 +190,7 @@ fn check_suite(suite: &str, esn: bool) {
     );
     assert_eq!(counter(&t["inbound"]["drops"]["replay"]), 0);
     assert_eq!(counter(&t["inbound"]["drops"]["icv"]), 0);
+    check_steering(&lab);
 
     // 1. Replay: an ESP packet gwb has already accepted, sent again from the NAT.
     let esp = capture_esp(&lab);
@@ -256,6 +257,54 @@ fn check_suite(suite: &str, esn: bool) {
     assert_eq!(
         tunnel(&lab.status(Host::GwB).unwrap())["peer"],
         format!("{}:4500", addr::GWA_PUBLIC)
+    );
+}
+
+/// ESP in UDP reaches the worker its SPI names (SPI mod 2 with the lab's two workers): gwb's
+/// inbound SPI 0x1001 -> worker 1, gwa's 0x2002 -> worker 0. Worker 0 also takes the NAT
+/// keepalives (too short to carry an SPI). Without the steering the kernel's hash of the one
+/// 4-tuple picks a worker at random per namespace, so each suite's fresh lab checks it again.
+fn check_steering(lab: &Lab) {
+    let per_worker = |s: &Value| -> Vec<u64> {
+        let w = s["socket"]["per_worker"].as_array();
+        w.unwrap_or_else(|| panic!("no per_worker: {s}"))
+            .iter()
+            .map(counter)
+            .collect()
+    };
+    // Differences over a round of pings, so that datagrams of the daemons' first moments
+    // (before every socket of the group was bound) do not count.
+    let (a0, b0) = (
+        lab.status(Host::GwA).unwrap(),
+        lab.status(Host::GwB).unwrap(),
+    );
+    assert_pings(lab, "steering check");
+    let esp = |s: &Value| counter(&tunnel(s)["inbound"]["packets"]);
+    let keepalives = |s: &Value| counter(&s["socket"]["keepalives"]);
+    let delta = |s: &Value, s0: &Value| -> Vec<u64> {
+        per_worker(s)
+            .iter()
+            .zip(per_worker(s0))
+            .map(|(x, y)| x - y)
+            .collect()
+    };
+    // gwb: every ESP datagram of the round on worker 1; worker 0 got only keepalives.
+    // Counters move a batch apart; settle within the bounded wait.
+    let b = wait_for(lab, |s| {
+        let d = delta(s, &b0);
+        d.len() == 2
+            && esp(s) > esp(&b0)
+            && d[1] >= esp(s) - esp(&b0)
+            && d[0] == keepalives(s) - keepalives(&b0)
+    });
+    assert_eq!(tunnel(&b)["inbound"]["worker"], 1, "gwb: {b}");
+    // gwa: all on worker 0.
+    let a = lab.status(Host::GwA).unwrap();
+    let d = delta(&a, &a0);
+    assert_eq!(tunnel(&a)["inbound"]["worker"], 0, "gwa: {a}");
+    assert!(
+        esp(&a) > esp(&a0) && d[0] >= esp(&a) - esp(&a0) && d[1] == 0,
+        "gwa's ESP (SPI 0x2002) must all reach worker 0: before {a0}\nafter {a}"
     );
 }
 

@@ -50,6 +50,7 @@ mod worker;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -188,6 +189,9 @@ pub(crate) struct Shared {
     pub(crate) table: SaTableHandle,
     pub(crate) tunnels: TunnelSlots,
     pub(crate) global: GlobalCounters,
+    /// Datagrams each worker's UDP socket received (index: worker), which shows where the
+    /// socket steering put each tunnel.
+    pub(crate) worker_rx: Box<[AtomicU64]>,
     pub(crate) ike: Option<SyncSender<IkeDatagram>>,
     pub(crate) local: SocketAddr,
 }
@@ -247,6 +251,7 @@ impl Dataplane {
             table: SaTableHandle::new(count),
             tunnels: states,
             global: GlobalCounters::default(),
+            worker_rx: (0..cfg.workers).map(|_| AtomicU64::new(0)).collect(),
             ike: cfg.ike.clone(),
             local: SocketAddr::new(cfg.bind, cfg.udp_port),
         });
@@ -264,16 +269,34 @@ impl Dataplane {
         let mut threads = Vec::with_capacity(cfg.workers);
         let mut control_socket = None;
         let mut mailboxes = Vec::with_capacity(cfg.workers);
-        for (id, queues) in per_worker.into_iter().enumerate() {
-            let mailbox = Arc::new(Mailbox::new()?);
-            mailboxes.push(Arc::clone(&mailbox));
-            let udp = Arc::new(bh_sys::udp::UdpSocket::bind(
+        // All sockets first, in worker order (a socket's index in the SO_REUSEPORT group is
+        // its bind order), then the steering, then the workers: nothing that arrives once
+        // the workers run is placed by the kernel's hash instead.
+        let mut sockets = Vec::with_capacity(cfg.workers);
+        for _ in 0..cfg.workers {
+            sockets.push(Arc::new(bh_sys::udp::UdpSocket::bind(
                 SocketAddr::new(cfg.bind, cfg.udp_port),
                 &bh_sys::udp::UdpOptions {
                     reuse_port: true,
                     buffer: cfg.socket_buffer,
                 },
-            )?);
+            )?));
+        }
+        if let (Some(first), true) = (sockets.first(), cfg.workers > 1) {
+            // ESP in UDP goes to the worker its SPI names (SPI mod workers); the IKE engine
+            // picks inbound SPIs so that tunnels spread evenly (see [`worker_of_spi`]).
+            let n = u32::try_from(cfg.workers).unwrap_or(u32::MAX);
+            match first.steer_by_first_word(n) {
+                Ok(()) => tracing::debug!(workers = n, "ESP in UDP steered to workers by SPI"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not steer ESP by SPI; the kernel's 4-tuple hash picks the worker"
+                ),
+            }
+        }
+        for ((id, queues), udp) in per_worker.into_iter().enumerate().zip(sockets) {
+            let mailbox = Arc::new(Mailbox::new()?);
+            mailboxes.push(Arc::clone(&mailbox));
             if control_socket.is_none() {
                 control_socket = Some(Arc::clone(&udp));
             }
@@ -303,18 +326,6 @@ impl Dataplane {
         }
         let control_socket = control_socket
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no worker"))?;
-        if cfg.workers > 1 {
-            // ESP in UDP goes to the worker its SPI names (SPI mod workers); the IKE engine
-            // picks inbound SPIs so that tunnels spread evenly (see [`worker_of_spi`]).
-            let n = u32::try_from(cfg.workers).unwrap_or(u32::MAX);
-            match control_socket.steer_by_first_word(n) {
-                Ok(()) => tracing::debug!(workers = n, "ESP in UDP steered to workers by SPI"),
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    "could not steer ESP by SPI; the kernel's 4-tuple hash picks the worker"
-                ),
-            }
-        }
         Ok(Self {
             shared,
             stop,
@@ -398,6 +409,16 @@ impl Dataplane {
     /// Counters of traffic that belongs to no tunnel.
     pub fn global(&self) -> GlobalSnapshot {
         self.shared.global.snapshot()
+    }
+
+    /// Datagrams received by each worker's UDP socket (index: worker), IKE and keepalives
+    /// included; raw ESP is not in it (one socket shared by all workers).
+    pub fn worker_rx(&self) -> Vec<u64> {
+        self.shared
+            .worker_rx
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Sends an IKE message from the ESP port (port 4500 floating, RFC 7296 §2.23): the

@@ -869,6 +869,11 @@ impl Worker {
             rx_datagrams: if fresh { m as u64 } else { 0 },
             ..Default::default()
         };
+        if fresh && !raw {
+            if let Some(c) = self.shared.worker_rx.get(self.id) {
+                c.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let mut results: [Result<InnerProto, OpenError>; BATCH] =
             std::array::from_fn(|_| Err(OpenError::BadLength));
         let mut i = 0;
