@@ -189,6 +189,17 @@ pub fn render(st: &Value) -> String {
         &[],
         &k["rx_datagrams"],
     );
+    if let Some(per_worker) = k["per_worker"].as_array() {
+        for (w, v) in per_worker.iter().enumerate() {
+            m.add(
+                "bridgehead_worker_datagrams_total",
+                "counter",
+                "Datagrams received by each worker's ESP socket (ESP is steered by SPI).",
+                &[("worker", &w.to_string())],
+                v,
+            );
+        }
+    }
     for (reason, key) in [
         ("malformed", "malformed"),
         ("truncated", "truncated"),
@@ -413,7 +424,7 @@ mod tests {
                            "icmp_too_big": 0, "mss_clamped": 5, "keepalives_sent": 6 } },
                 { "name": "we\"ird\\na\nme", "state": "down", "tun": { "rx_packets": 1, "no_sa": 9 } },
             ],
-            "socket": { "rx_datagrams": 100, "malformed": 1, "truncated": 0, "unknown_spi": 2,
+            "socket": { "rx_datagrams": 100, "per_worker": [40, 60], "malformed": 1, "truncated": 0, "unknown_spi": 2,
                         "ike": 5, "ike_dropped": 0, "keepalives": 1 },
             "ike": { "ike_sas": 1, "half_open": 0, "cookies_sent": 0, "tunnels": [
                 { "name": "aws0", "state": "established", "child": { "suite": "aes256gcm16" } } ] },
@@ -534,6 +545,10 @@ mod tests {
             2.0
         );
         assert_eq!(get("bridgehead_socket_datagrams_total", ""), 100.0);
+        assert_eq!(
+            get("bridgehead_worker_datagrams_total", r#"worker="1""#),
+            60.0
+        );
         assert_eq!(get("bridgehead_ike_sas", ""), 1.0);
         assert_eq!(get("bridgehead_ike_sa_up", r#"tunnel="aws0""#), 1.0);
         let n = r#"neighbor="169.254.21.1",tunnel="aws0""#;
