@@ -23,15 +23,14 @@
 //!
 //! Needs root (CI runs as root). Namespaces are named `bhg<pid>-<n>-*` and removed on drop.
 
+mod common;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bridgehead::netns::Namespaces;
 use bridgehead::peers::bgpd::{Bgpd, BgpdConfig, Kind, Neighbor, wait_for};
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// A test's namespaces and scratch directory.
 struct World {
@@ -42,18 +41,8 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        assert!(
-            bridgehead::lab::is_root(),
-            "this test builds network namespaces and must run as root (CI does)"
-        );
-        let prefix = format!(
-            "bhg{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(&prefix);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = common::unique_prefix("bhg");
+        let dir = common::fresh_dir(&prefix);
         Self {
             nss: Namespaces::new(),
             prefix,

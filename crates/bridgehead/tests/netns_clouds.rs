@@ -45,16 +45,15 @@
 //! Needs root (CI runs as root). Namespaces are `bhc<pid>-<n>-*`, removed on drop with every
 //! process started (by PID).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridgehead::netns::{Namespaces, run};
 use bridgehead::peers::bgpd::{Bgpd, BgpdConfig, Kind, Neighbor, wait_for};
 use bridgehead::peers::strongswan::{Charon, IkeSaInfo, Profile, StartAction, SwanConn};
 use serde_json::Value;
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// A PSK in the alphabet all three clouds accept.
 const PSK: &str = "bh_Clouds.Key_0123456789abcdefgh";
@@ -207,20 +206,10 @@ impl Clouds {
 
     /// Namespaces, links, addresses, routes, NAT and counters; no daemons.
     fn build() -> Self {
-        assert!(
-            bridgehead::lab::is_root(),
-            "this test builds network namespaces and must run as root (CI does)"
-        );
-        let prefix = format!(
-            "bhc{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(&prefix);
-        let _ = std::fs::remove_dir_all(&dir);
+        let prefix = common::unique_prefix("bhc");
         // Not 0700: FRR runs as user frr under it. Secrets inside are 0600 files (the PSK)
         // or 0700 directories (each charon's).
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::fresh_dir(&prefix);
         let mut c = Self {
             nss: Namespaces::new(),
             prefix,

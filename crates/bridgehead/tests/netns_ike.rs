@@ -10,28 +10,19 @@
 //! The strongSwan-to-strongSwan tests prove the harness and the cloud profiles. Run as root
 //! (CI does); each test builds and removes its own namespaces.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
-use bridgehead::lab::{Host, Lab, LabOptions, addr, is_root};
+use bridgehead::lab::{Host, Lab, LabOptions, addr};
 use bridgehead::peers::strongswan::{Charon, IkeSaInfo, Profile, StartAction, SwanConn};
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// A PSK in the alphabet all three clouds accept.
 const PSK: &str = "bh_Interop.Key_0123456789abcdefgh";
 
 /// Builds the lab topology (no daemons) with a unique prefix.
 fn topology() -> Lab {
-    assert!(
-        is_root(),
-        "this test builds network namespaces and must run as root (CI does)"
-    );
-    let prefix = format!(
-        "bhik{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
+    let prefix = common::unique_prefix("bhik");
     let mut opts = LabOptions::new(&prefix).unwrap();
     opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
     Lab::build(opts).expect("lab topology")

@@ -6,16 +6,15 @@
 //! bad ICV and garbage on UDP 4500 are dropped and counted; and that the tunnel keeps working
 //! after each. Needs root (CI runs as root) plus iproute2, nftables, ping and python3.
 
+mod common;
+
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bh_crypto::EspSuite;
-use bridgehead::lab::{Host, Lab, LabOptions, addr, is_root};
+use bridgehead::lab::{Host, Lab, LabOptions, addr};
 use serde_json::Value;
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 fn lab(suite: &str, esn: bool) -> Lab {
     lab_with(suite, |o| o.esn = esn)
@@ -23,15 +22,7 @@ fn lab(suite: &str, esn: bool) -> Lab {
 
 /// Builds and starts a lab with `suite`, after `tweak` has adjusted its options.
 fn lab_with(suite: &str, tweak: impl FnOnce(&mut LabOptions)) -> Lab {
-    assert!(
-        is_root(),
-        "this test builds network namespaces and must run as root (CI does)"
-    );
-    let prefix = format!(
-        "bht{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
+    let prefix = common::unique_prefix("bht");
     let mut opts = LabOptions::new(&prefix).unwrap();
     opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
     opts.suite = EspSuite::from_name(suite).unwrap();

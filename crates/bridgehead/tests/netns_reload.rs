@@ -15,17 +15,16 @@
 //! FRR. And a broken file changes nothing and every error comes back with file:line. Run as
 //! root (CI does); the test builds and removes its own namespaces.
 
+mod common;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridgehead::netns::Namespaces;
 use bridgehead::peers::bgpd::{Bgpd, BgpdConfig, Kind, Neighbor, wait_for};
 use bridgehead::peers::strongswan::{Charon, IkeSaInfo, Profile, StartAction, SwanConn};
 use serde_json::Value;
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 const US_AS: u32 = 65010;
 const FRR_AS: u32 = 64512;
@@ -91,18 +90,8 @@ impl Drop for World {
 impl World {
     /// The namespaces, the bridge, the three charons with their inside address on `ipsec0`.
     fn build() -> Self {
-        assert!(
-            bridgehead::lab::is_root(),
-            "this test builds network namespaces and must run as root (CI does)"
-        );
-        let prefix = format!(
-            "bhrl{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(&prefix);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = common::unique_prefix("bhrl");
+        let dir = common::fresh_dir(&prefix);
         let mut w = Self {
             nss: Namespaces::new(),
             dir,
@@ -721,15 +710,7 @@ fn sighup_removes_recreates_and_resets_what_changed() {
 #[test]
 fn manual_keys_and_routes_change_in_place() {
     use bridgehead::lab::{Host, Lab, LabOptions, addr};
-    assert!(
-        bridgehead::lab::is_root(),
-        "this test builds network namespaces and must run as root (CI does)"
-    );
-    let prefix = format!(
-        "bhrm{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
+    let prefix = common::unique_prefix("bhrm");
     let mut opts = LabOptions::new(&prefix).unwrap();
     opts.binary = env!("CARGO_BIN_EXE_bridgehead").into();
     opts.workers = 2;

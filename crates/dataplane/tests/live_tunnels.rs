@@ -51,14 +51,8 @@ fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     p[9] = 17;
     p[12..16].copy_from_slice(&src.octets());
     p[16..20].copy_from_slice(&dst.octets());
-    let mut sum: u32 = 0;
-    for w in p[..20].chunks(2) {
-        sum += u32::from(w[0]) << 8 | u32::from(w[1]);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = bh_packet::ip::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
     p[20..22].copy_from_slice(&40000u16.to_be_bytes());
     p[22..24].copy_from_slice(&9u16.to_be_bytes());
     p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());

@@ -36,14 +36,8 @@ fn inner(id: u16) -> Vec<u8> {
     p[9] = 253;
     p[12..16].copy_from_slice(&REMOTE.octets());
     p[16..20].copy_from_slice(&LOCAL.octets());
-    let mut sum: u32 = 0;
-    for w in p[..20].chunks(2) {
-        sum += u32::from(w[0]) << 8 | u32::from(w[1]);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = bh_packet::ip::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
     p
 }
 
