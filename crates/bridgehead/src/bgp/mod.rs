@@ -84,6 +84,11 @@ const CONNECT_RETRY: Duration = Duration::from_secs(5);
 const MAX_BACKLOG: usize = 16 << 20;
 /// The longest the loop sleeps (status refresh and stop checks).
 const TICK: Duration = Duration::from_millis(200);
+/// How long a connection closed after a NOTIFICATION is kept reading what the peer still
+/// sends (see `Loop::closing`).
+const LINGER: Duration = Duration::from_secs(2);
+/// Most connections lingering at once; the oldest is closed for a new one.
+const MAX_CLOSING: usize = 64;
 /// Routes listed in the status (the count is always complete).
 const STATUS_ROUTES: usize = 1000;
 /// Shortest interval between two kernel syncs.
@@ -349,6 +354,12 @@ struct Loop {
     connecting: HashMap<ConnId, PeerId>,
     /// A clone of each connecting socket, to abort it when the speaker gives up on it.
     aborts: HashMap<ConnId, TcpStream>,
+    /// Connections closed after a NOTIFICATION: our side is shut (FIN sent after it), and
+    /// what the peer still sends is read and dropped until it closes or the deadline passes.
+    /// Closing a socket with unread data makes the kernel send a RST, which can reach the
+    /// peer before it has read the NOTIFICATION (FRR then logs "NSF peer closed the
+    /// session" instead of the reason). At most [`MAX_CLOSING`] at once.
+    closing: Vec<(TcpStream, std::time::Instant)>,
     connect_tx: mpsc::Sender<(ConnId, io::Result<TcpStream>)>,
     connect_rx: mpsc::Receiver<(ConnId, io::Result<TcpStream>)>,
     fib: Option<FibSync>,
@@ -470,6 +481,7 @@ impl Loop {
             conns: HashMap::new(),
             connecting: HashMap::new(),
             aborts: HashMap::new(),
+            closing: Vec::new(),
             connect_tx,
             connect_rx,
             fib: None,
@@ -843,6 +855,7 @@ impl Loop {
             }
             self.drain();
             self.flush_backlogs();
+            self.linger();
             self.sync_fib();
             self.publish_status();
             self.answer_route_queries();
@@ -869,7 +882,29 @@ impl Loop {
         if self.fib_dirty {
             d = d.min(SYNC_INTERVAL.saturating_sub(self.last_sync.elapsed()));
         }
+        if !self.closing.is_empty() {
+            d = d.min(Duration::from_millis(100));
+        }
         i32::try_from(d.as_millis()).unwrap_or(200)
+    }
+
+    /// Reads and drops what peers still send on connections closed after a NOTIFICATION, and
+    /// closes each once the peer has closed (or failed) or [`LINGER`] has passed.
+    fn linger(&mut self) {
+        let mut buf = [0u8; 4096];
+        self.closing.retain_mut(|(s, since)| {
+            // Bounded: at most 16 reads (64 KiB) per connection per round.
+            for _ in 0..16 {
+                match s.read(&mut buf) {
+                    Ok(0) => return false,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+            since.elapsed() < LINGER
+        });
     }
 
     fn accept_all(&mut self) {
@@ -1198,6 +1233,12 @@ impl Loop {
                         let _ = c.stream.write_all(&c.backlog);
                         c.backlog.clear();
                         let _ = c.stream.shutdown(std::net::Shutdown::Write);
+                        if c.stream.set_nonblocking(true).is_ok() {
+                            if self.closing.len() >= MAX_CLOSING {
+                                self.closing.remove(0);
+                            }
+                            self.closing.push((c.stream, std::time::Instant::now()));
+                        }
                     }
                 }
                 Output::Event(ev) => self.event(ev),
