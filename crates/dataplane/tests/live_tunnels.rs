@@ -2,12 +2,13 @@
 //! namespace (needs root): an added tunnel carries ESP both ways on every worker, the tunnel
 //! that was there keeps working, and a removed one closes its device and drops its SAs.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bh_crypto::{EspEncr, EspSuite, EspTransform};
-use bh_dataplane::{Dataplane, DataplaneConfig, Encap, TunnelConfig};
+use bh_dataplane::{Dataplane, DataplaneConfig, TunnelConfig};
 use bh_esp::{InboundSa, OutboundSa, PacketBuf};
 use bh_sys::netns::run_in_netns;
 use bh_sys::tun::Tun;
@@ -16,12 +17,6 @@ use std::net::UdpSocket;
 const WORKERS: usize = 2;
 const PORT: u16 = 14510;
 
-fn transform(salt: u8) -> EspTransform {
-    let suite = EspSuite::aead(EspEncr::AesGcm16 { key_bits: 128 });
-    let key: Vec<u8> = (0..suite.key_len()).map(|i| i as u8 ^ salt).collect();
-    EspTransform::new(suite, &key).expect("key")
-}
-
 /// A TUN device `name` with `local/24`, up, and the tunnel config around it.
 fn tunnel(name: &str, local: Ipv4Addr, peer: SocketAddr) -> TunnelConfig {
     let tun = Tun::create(name, WORKERS).expect("tun");
@@ -29,17 +24,7 @@ fn tunnel(name: &str, local: Ipv4Addr, peer: SocketAddr) -> TunnelConfig {
     bh_sys::link::set_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1").expect("sysctl");
     bh_sys::link::add_address(idx, IpAddr::V4(local), 24).expect("address");
     bh_sys::link::set_up(idx).expect("up");
-    TunnelConfig {
-        name: name.into(),
-        queues: tun.into_queues(),
-        peer,
-        encap: Encap::Udp,
-        mtu: 1400,
-        mss: None,
-        icmp_src_v4: None,
-        icmp_src_v6: None,
-        keepalive: None,
-    }
+    common::udp_tunnel(name, tun.into_queues(), peer)
 }
 
 /// An IPv4/UDP packet `src` -> `dst` port 9 (checksum 0: allowed for UDP over IPv4).
@@ -89,7 +74,7 @@ fn out_spi(from: Ipv4Addr, dst: Ipv4Addr, peer: &UdpSocket) -> Option<u32> {
 
 /// Seals a packet for `dst` under `spi` and sends it to the dataplane's port from `peer`.
 fn send_in(peer: &UdpSocket, spi: u32, salt: u8, src: Ipv4Addr, dst: Ipv4Addr) {
-    let sealer = OutboundSa::new(spi, transform(salt), false).unwrap();
+    let sealer = OutboundSa::new(spi, common::transform(salt), false).unwrap();
     let mut pb = PacketBuf::new(2000);
     pb.load(&udp_packet(src, dst, b"from the peer")).unwrap();
     sealer.seal(&mut pb, &mut |_| {}).expect("seal");
@@ -141,12 +126,12 @@ fn tunnels_added_and_removed_while_running() {
             dp.sas().set_outbound(
                 idx,
                 Some(Arc::new(
-                    OutboundSa::new(out, transform(salt), false).unwrap(),
+                    OutboundSa::new(out, common::transform(salt), false).unwrap(),
                 )),
             );
             dp.sas().add_inbound(
                 idx,
-                Arc::new(InboundSa::new(inb, transform(salt ^ 0x80), false, 1024).unwrap()),
+                Arc::new(InboundSa::new(inb, common::transform(salt ^ 0x80), false, 1024).unwrap()),
             );
         };
         install(0, 0xa001, 0xa002, 1);

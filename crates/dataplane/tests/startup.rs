@@ -3,12 +3,13 @@
 //! tunnel's SAs in two table updates (inbound, then outbound). ESP that the peer sends in that
 //! gap waits for its SA and must be delivered once both updates are in.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bh_crypto::{EspEncr, EspSuite, EspTransform};
-use bh_dataplane::{Dataplane, DataplaneConfig, Encap, TunnelConfig};
+use bh_dataplane::{Dataplane, DataplaneConfig};
 use bh_esp::{InboundSa, OutboundSa, PacketBuf};
 use bh_sys::netns::run_in_netns;
 use bh_sys::tun::{Tun, TunOptions};
@@ -18,12 +19,6 @@ const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 9, 2, 1);
 const REMOTE: Ipv4Addr = Ipv4Addr::new(10, 9, 2, 2);
 const SPI_IN: u32 = 0x2002;
 const SPI_OUT: u32 = 0x1001;
-
-fn transform(salt: u8) -> EspTransform {
-    let suite = EspSuite::aead(EspEncr::AesGcm16 { key_bits: 128 });
-    let key: Vec<u8> = (0..suite.key_len()).map(|i| i as u8 ^ salt).collect();
-    EspTransform::new(suite, &key).expect("key")
-}
 
 /// An IPv4 packet REMOTE -> LOCAL of an unassigned protocol (253, RFC 3692), valid header
 /// checksum, so the TUN takes it and the stack drops it quietly.
@@ -69,20 +64,14 @@ fn esp_held_before_a_manual_tunnels_sas_is_delivered_after_both_updates() {
                     max_packet: 9216,
                     ike: None,
                 },
-                vec![TunnelConfig {
-                    name: "s".into(),
-                    queues: tun.into_queues(),
-                    peer: peer.local_addr().unwrap(),
-                    encap: Encap::Udp,
-                    mtu: 1400,
-                    mss: None,
-                    icmp_src_v4: None,
-                    icmp_src_v6: None,
-                    keepalive: None,
-                }],
+                vec![common::udp_tunnel(
+                    "s",
+                    tun.into_queues(),
+                    peer.local_addr().unwrap(),
+                )],
             )
             .expect("dataplane");
-            let sealer = OutboundSa::new(SPI_IN, transform(3), false).unwrap();
+            let sealer = OutboundSa::new(SPI_IN, common::transform(3), false).unwrap();
             let mut pb = PacketBuf::new(2000);
             pb.load(&inner(round)).unwrap();
             sealer.seal(&mut pb, &mut |_| {}).expect("seal");
@@ -97,12 +86,12 @@ fn esp_held_before_a_manual_tunnels_sas_is_delivered_after_both_updates() {
             std::thread::sleep(Duration::from_millis(20));
             dp.sas().add_inbound(
                 0,
-                Arc::new(InboundSa::new(SPI_IN, transform(3), false, 1024).unwrap()),
+                Arc::new(InboundSa::new(SPI_IN, common::transform(3), false, 1024).unwrap()),
             );
             dp.sas().set_outbound(
                 0,
                 Some(Arc::new(
-                    OutboundSa::new(SPI_OUT, transform(5), false).unwrap(),
+                    OutboundSa::new(SPI_OUT, common::transform(5), false).unwrap(),
                 )),
             );
             let delivered = || dp.tunnels()[0].counters.snapshot().tun_tx_packets;

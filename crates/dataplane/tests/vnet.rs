@@ -4,12 +4,13 @@
 //! one GSO super-packet; ESP carrying interleaved UDP flows is written as one USO super-packet
 //! per flow.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bh_crypto::{EspEncr, EspSuite, EspTransform};
-use bh_dataplane::{Dataplane, DataplaneConfig, Encap, TunnelConfig};
+use bh_dataplane::{Dataplane, DataplaneConfig};
 use bh_esp::{InboundSa, OutboundSa, PacketBuf};
 use bh_sys::netns::run_in_netns;
 use bh_sys::tun::{Tun, TunOptions};
@@ -20,15 +21,6 @@ const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 const REMOTE: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const SPI_OUT: u32 = 0x1001;
 const SPI_IN: u32 = 0x2002;
-
-fn suite() -> EspSuite {
-    EspSuite::aead(EspEncr::AesGcm16 { key_bits: 128 })
-}
-
-fn transform(salt: u8) -> EspTransform {
-    let key: Vec<u8> = (0..suite().key_len()).map(|i| i as u8 ^ salt).collect();
-    EspTransform::new(suite(), &key).expect("key")
-}
 
 fn naive_csum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
@@ -128,28 +120,18 @@ fn vnet_queues_split_super_packets_and_coalesce_tcp() {
                 max_packet: 9216,
                 ike: None,
             },
-            vec![TunnelConfig {
-                name: "v".into(),
-                queues: tun.into_queues(),
-                peer: peer_addr,
-                encap: Encap::Udp,
-                mtu: 1400,
-                mss: None,
-                icmp_src_v4: None,
-                icmp_src_v6: None,
-                keepalive: None,
-            }],
+            vec![common::udp_tunnel("v", tun.into_queues(), peer_addr)],
         )
         .expect("dataplane");
         dp.sas().set_outbound(
             0,
             Some(Arc::new(
-                OutboundSa::new(SPI_OUT, transform(1), false).unwrap(),
+                OutboundSa::new(SPI_OUT, common::transform(1), false).unwrap(),
             )),
         );
         dp.sas().add_inbound(
             0,
-            Arc::new(InboundSa::new(SPI_IN, transform(2), false, 1024).unwrap()),
+            Arc::new(InboundSa::new(SPI_IN, common::transform(2), false, 1024).unwrap()),
         );
 
         // Out: one USO super-packet of 5 x 1000 + 300 bytes from a local app.
@@ -166,7 +148,7 @@ fn vnet_queues_split_super_packets_and_coalesce_tcp() {
             segment_size: 1000,
         };
         assert_eq!(app.send_gso_batch(&[msg]).unwrap(), 1);
-        let opener = InboundSa::new(SPI_OUT, transform(1), false, 1024).unwrap();
+        let opener = InboundSa::new(SPI_OUT, common::transform(1), false, 1024).unwrap();
         let mut got: Vec<Vec<u8>> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut bufs = vec![vec![0u8; 65536]; 8];
@@ -212,7 +194,7 @@ fn vnet_queues_split_super_packets_and_coalesce_tcp() {
         }
 
         // In: eight consecutive TCP segments of one flow, sealed by the peer.
-        let sealer = OutboundSa::new(SPI_IN, transform(2), false).unwrap();
+        let sealer = OutboundSa::new(SPI_IN, common::transform(2), false).unwrap();
         let (rx_before, _) = tun_stats("bhv0");
         let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 14500);
         let mut sealed = Vec::new();
@@ -278,22 +260,16 @@ fn esp_arriving_just_before_its_sa_is_delivered_once_installed() {
                 max_packet: 9216,
                 ike: None,
             },
-            vec![TunnelConfig {
-                name: "v".into(),
-                queues: tun.into_queues(),
-                peer: peer.local_addr().unwrap(),
-                encap: Encap::Udp,
-                mtu: 1400,
-                mss: None,
-                icmp_src_v4: None,
-                icmp_src_v6: None,
-                keepalive: None,
-            }],
+            vec![common::udp_tunnel(
+                "v",
+                tun.into_queues(),
+                peer.local_addr().unwrap(),
+            )],
         )
         .expect("dataplane");
         let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 14501);
         let send = |spi: u32| {
-            let sealer = OutboundSa::new(spi, transform(3), false).unwrap();
+            let sealer = OutboundSa::new(spi, common::transform(3), false).unwrap();
             let mut pb = PacketBuf::new(2000);
             pb.load(&tcp_segment(1, 1, b"after the rekey")).unwrap();
             sealer.seal(&mut pb, &mut |_| {}).expect("seal");
@@ -307,7 +283,7 @@ fn esp_arriving_just_before_its_sa_is_delivered_once_installed() {
         assert_eq!(dp.global().unknown_spi, 0, "held, not dropped");
         dp.sas().add_inbound(
             0,
-            Arc::new(InboundSa::new(0x3003, transform(3), false, 1024).unwrap()),
+            Arc::new(InboundSa::new(0x3003, common::transform(3), false, 1024).unwrap()),
         );
         let deadline = Instant::now() + Duration::from_secs(2);
         while delivered() == 0 && Instant::now() < deadline {
@@ -389,24 +365,18 @@ fn vnet_queue_coalesces_interleaved_udp_flows_into_uso_writes() {
                 max_packet: 9216,
                 ike: None,
             },
-            vec![TunnelConfig {
-                name: "v".into(),
-                queues: tun.into_queues(),
-                peer: peer.local_addr().unwrap(),
-                encap: Encap::Udp,
-                mtu: 1400,
-                mss: None,
-                icmp_src_v4: None,
-                icmp_src_v6: None,
-                keepalive: None,
-            }],
+            vec![common::udp_tunnel(
+                "v",
+                tun.into_queues(),
+                peer.local_addr().unwrap(),
+            )],
         )
         .expect("dataplane");
         dp.sas().add_inbound(
             0,
-            Arc::new(InboundSa::new(SPI_IN, transform(2), false, 1024).unwrap()),
+            Arc::new(InboundSa::new(SPI_IN, common::transform(2), false, 1024).unwrap()),
         );
-        let sealer = OutboundSa::new(SPI_IN, transform(2), false).unwrap();
+        let sealer = OutboundSa::new(SPI_IN, common::transform(2), false).unwrap();
         let seal = |p: &[u8]| {
             let mut pb = PacketBuf::new(2000);
             pb.load(p).unwrap();
