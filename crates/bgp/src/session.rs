@@ -252,6 +252,22 @@ impl Session {
         }
     }
 
+    /// As [`Session::start`], but the first outgoing connection waits `delay`: meanwhile the
+    /// session waits in Active and takes a connection the peer makes (a passive session
+    /// starts as usual).
+    // why: after we reset a session (Cease), a connection of ours that reaches the peer
+    // before it has read the Cease is taken by a graceful-restart peer as our restart: FRR
+    // then drops the old session as "NSF peer closed the session" without reading the Cease.
+    pub fn start_after(&mut self, now: Instant, delay: Duration) {
+        if self.cfg.passive || self.state != State::Idle {
+            self.start(now);
+            return;
+        }
+        self.auto_restart = true;
+        self.state = State::Active;
+        self.connect_retry_at = Some(now + delay);
+    }
+
     /// ManualStop (§8.1.2): send a Cease if a connection is open, close, go Idle; no restart.
     pub fn stop(&mut self, now: Instant, cease_subcode: u8) {
         self.auto_restart = false;

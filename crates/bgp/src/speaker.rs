@@ -29,6 +29,10 @@ use crate::wire::{
 };
 use crate::{Family, Instant, Prefix};
 
+/// How long a neighbor reset by [`Speaker::replace_neighbor`] waits before it connects again,
+/// so that the peer has read the Cease first (see [`Session::start_after`]).
+pub const RESET_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
 /// Identifies one TCP connection, assigned by the speaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
@@ -281,14 +285,28 @@ impl Speaker {
     }
 
     /// Adds a neighbor and starts its session (connecting unless passive).
-    pub fn add_neighbor(&mut self, now: Instant, mut cfg: NeighborConfig) -> PeerId {
+    pub fn add_neighbor(&mut self, now: Instant, cfg: NeighborConfig) -> PeerId {
+        self.insert_neighbor(now, cfg, None)
+    }
+
+    /// [`add_neighbor`](Self::add_neighbor), the first outgoing connection after `delay` if
+    /// given (see [`Session::start_after`]).
+    fn insert_neighbor(
+        &mut self,
+        now: Instant,
+        mut cfg: NeighborConfig,
+        delay: Option<Duration>,
+    ) -> PeerId {
         cfg.session.local_asn = self.cfg.asn;
         cfg.session.router_id = self.cfg.router_id;
         let id = PeerId(self.next_peer);
         self.next_peer = self.next_peer.saturating_add(1);
         let seed = self.cfg.seed ^ u64::from(id.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut session = Session::new(cfg.session.clone(), seed);
-        session.start(now);
+        match delay {
+            Some(d) => session.start_after(now, d),
+            None => session.start(now),
+        }
         self.neighbors.insert(
             id,
             Neighbor {
@@ -329,7 +347,9 @@ impl Speaker {
     /// Replaces a neighbor's configuration by resetting its session (configuration reload,
     /// for changes a running session cannot take: AS, hold time, address, ...): the session
     /// is stopped with Cease/Other Configuration Change (RFC 4486 §3), its routes are
-    /// withdrawn, and a new neighbor with `cfg` starts. Returns the new neighbor's id.
+    /// withdrawn, and a new neighbor with `cfg` starts; its first connection waits
+    /// [`RESET_RECONNECT_DELAY`] (it takes one from the peer before that). Returns the new
+    /// neighbor's id.
     pub fn replace_neighbor(&mut self, now: Instant, peer: PeerId, cfg: NeighborConfig) -> PeerId {
         if let Some(n) = self.neighbors.get_mut(&peer) {
             n.main.session.stop(now, cease_sub::OTHER_CONFIG_CHANGE);
@@ -343,7 +363,8 @@ impl Speaker {
         }
         self.conns.retain(|_, p| *p != peer);
         self.flush(now);
-        self.add_neighbor(now, cfg)
+        // The peer reads our Cease before our next connection reaches it.
+        self.insert_neighbor(now, cfg, Some(RESET_RECONNECT_DELAY))
     }
 
     /// Changes a neighbor's policy without resetting its session (configuration reload):

@@ -27,6 +27,8 @@ struct Node {
     events: Vec<(Instant, SpeakerEvent)>,
     /// NOTIFICATIONs this node sent.
     sent_notifications: Vec<Notification>,
+    /// When this node opened connections (`Output::Connect`).
+    connects: Vec<Instant>,
 }
 
 /// A TCP connection between two nodes: (node, conn) on each end, and who initiated it.
@@ -60,6 +62,7 @@ impl Net {
             speaker: Speaker::new(cfg),
             events: Vec::new(),
             sent_notifications: Vec::new(),
+            connects: Vec::new(),
         });
         self.dead.push(false);
         self.nodes.len() - 1
@@ -109,6 +112,7 @@ impl Net {
         let now = self.now;
         match o {
             Output::Connect { conn, addr, .. } => {
+                self.nodes[i].connects.push(now);
                 let target = self.node_by_addr(addr);
                 match target {
                     Some(j) if !self.dead[j] && !self.dead[i] => {
@@ -844,7 +848,15 @@ fn replacing_a_neighbor_resets_it_with_other_configuration_change() {
     );
     cfg.next_hop_v6 = Some("fd00::2".parse().unwrap());
     let new = net.nodes[a].speaker.replace_neighbor(now, pa, cfg);
+    let before = net.nodes[a].connects.len();
     net.run_for(secs(10));
+    // Its next connection waited, so that B read the Cease before it (a graceful-restart
+    // peer takes a new connection during an established session as our restart).
+    let first = net.nodes[a].connects.get(before).copied();
+    assert!(
+        first.is_some_and(|t| t >= now + bh_bgp::speaker::RESET_RECONNECT_DELAY),
+        "reconnected at {first:?}, reset at {now:?}"
+    );
     let sent: Vec<(u8, u8)> = net.nodes[a]
         .sent_notifications
         .iter()
